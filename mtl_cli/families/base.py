@@ -1,0 +1,39 @@
+"""What a task family does for the training loop: build the model, turn a step into task losses, evaluate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class Family:
+    """A task family (CS330 lecture 2): how tasks are sampled, how a batch becomes per-task losses."""
+
+    #: aggregate metric names this family reports (first is the default selection metric)
+    metrics: tuple[str, ...] = ()
+
+    task_names: list[str]
+
+    def build_model(self, model_cfg: Any, backbone_cfg: Any) -> nn.Module:
+        raise NotImplementedError
+
+    def train_losses(
+        self, model: nn.Module, generator: torch.Generator
+    ) -> tuple[torch.Tensor, list[int], torch.Tensor | None]:
+        """Per-task losses of one training step, the task indices they belong to, and the shared
+        representation the task heads consumed (None when there is none)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+        """Flat metrics on `split`: aggregate keys ("accuracy") and per-task keys ("<task>/accuracy")."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """Sampler state (for exact resume)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass

@@ -1,0 +1,125 @@
+"""The interface of every meta-learner: (support_x, support_y, query_x) -> query predictions.
+
+A learner maps one meta-batch of B episodes (D_i^tr = support, D_i^test = queries; CS330 lecture 2)
+to query predictions: logits [B, Q, ways] (classification) or values [B, Q, 1] (regression).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+KINDS = ("classification", "regression")
+
+
+class MetaLearner(nn.Module):
+    """Base class of the meta-learners (Finn et al. 2017's problem setting): validates the kind and
+    the episode shapes, encodes support labels, and gives the per-episode loss."""
+
+    #: task kinds this learner can do; the schema dataclass repeats it (checked before any work).
+    kinds: ClassVar[tuple[str, ...]] = KINDS
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        ways: int,
+        kind: str,
+        make_backbone: Callable[[], nn.Module] | None = None,
+    ) -> None:
+        super().__init__()
+        if kind not in self.kinds:
+            raise ValueError(
+                f"kind: {type(self).__name__} does not do '{kind}' tasks; "
+                f"allowed: {', '.join(self.kinds)}"
+            )
+        shape = tuple(int(s) for s in input_shape)
+        if not shape or min(shape) < 1:
+            raise ValueError(f"input_shape: need positive sizes; got {tuple(input_shape)}")
+        if kind == "classification" and ways < 2:
+            raise ValueError(f"ways: {ways} is below the minimum 2 for classification")
+        self.input_shape = shape
+        self.ways = int(ways)
+        self.kind = kind
+        #: size of the last axis of `forward`'s output
+        self.out_dim = self.ways if kind == "classification" else 1
+
+    @property
+    def input_size(self) -> int:
+        """Number of input features once an input is flattened."""
+        return math.prod(self.input_shape)
+
+    @property
+    def label_size(self) -> int:
+        """Width of `label_features`: one-hot (ways) or (target, is-support flag) for regression."""
+        return self.ways if self.kind == "classification" else 2
+
+    def forward(
+        self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
+    ) -> torch.Tensor:
+        """Predictions for the queries: [B, Q, ways] logits or [B, Q, 1] values."""
+        raise NotImplementedError
+
+    def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean loss over all episodes and points: cross-entropy or MSE (Finn et al. 2017)."""
+        if self.kind == "classification":
+            return F.cross_entropy(prediction.reshape(-1, self.out_dim), target.reshape(-1))
+        return F.mse_loss(prediction, target)
+
+    def label_features(self, support_y: torch.Tensor) -> torch.Tensor:
+        """Support labels as inputs [B, S, label_size]: one-hot, or (y, 1) for regression."""
+        if self.kind == "classification":
+            return F.one_hot(support_y, self.ways).to(torch.get_default_dtype())
+        return torch.cat([support_y, torch.ones_like(support_y)], dim=-1)
+
+    def check_episode(
+        self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
+    ) -> None:
+        """Raise ValueError (one line) when the episode tensors do not fit this learner."""
+        if support_x.ndim < 3 or tuple(support_x.shape[2:]) != self.input_shape:
+            raise ValueError(
+                f"support_x: expected [B, S, {', '.join(map(str, self.input_shape))}]; "
+                f"got {tuple(support_x.shape)}"
+            )
+        b, s = support_x.shape[:2]
+        if query_x.ndim < 3 or tuple(query_x.shape[2:]) != self.input_shape or len(query_x) != b:
+            raise ValueError(
+                f"query_x: expected [{b}, Q, {', '.join(map(str, self.input_shape))}]; "
+                f"got {tuple(query_x.shape)}"
+            )
+        if self.kind == "classification":
+            if support_y.shape != (b, s) or support_y.dtype != torch.int64:
+                raise ValueError(
+                    f"support_y: expected int64 [{b}, {s}] class indices; "
+                    f"got {support_y.dtype} {tuple(support_y.shape)}"
+                )
+        elif support_y.shape != (b, s, 1) or not support_y.is_floating_point():
+            raise ValueError(
+                f"support_y: expected float [{b}, {s}, 1] targets; "
+                f"got {support_y.dtype} {tuple(support_y.shape)}"
+            )
+
+
+def embed_points(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Apply `encoder` to every point of x [B, M, ...] in one pass: [B, M, features]."""
+    b, m = x.shape[:2]
+    return encoder(x.reshape(b * m, *x.shape[2:])).reshape(b, m, -1)
+
+
+def make_encoder(
+    name: str, input_shape: tuple[int, ...], make_backbone: Callable[[], nn.Module] | None
+) -> tuple[nn.Module, int]:
+    """The input encoder of a black-box learner and its output width: 'flatten' (raw inputs, as in
+    the CS330 homework) or 'backbone' (the configured backbone, e.g. conv4 as in SNAIL)."""
+    if name == "flatten":
+        return nn.Flatten(), math.prod(input_shape)
+    if name == "backbone":
+        if make_backbone is None:
+            raise ValueError("encoder: 'backbone' needs make_backbone; none was given")
+        backbone = make_backbone()
+        return backbone, int(backbone.out_features)
+    raise ValueError(f"encoder: unknown encoder '{name}'; allowed: flatten, backbone")

@@ -1,0 +1,489 @@
+"""The task functions behind `mtl train` and `mtl eval`: build, loop, write. No Hydra entry point here."""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+import random
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from mtl_cli import __version__
+from mtl_cli.checkpoint import load_checkpoint, save_checkpoint
+from mtl_cli.checkpoint_compare import config_mismatch
+from mtl_cli.config import RUN_IDENTITY_KEYS, validate
+from mtl_cli.device import resolve_device
+from mtl_cli.errors import UserError
+from mtl_cli.families import family_class
+from mtl_cli.io import JsonlWriter, read_json, write_json
+from mtl_cli.optim import build_optimizer, build_scheduler
+
+log = logging.getLogger("mtl_cli")
+
+
+class Interrupted(Exception):
+    """SIGINT/SIGTERM arrived: a checkpoint was saved; the CLI exits with 128 + signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}; checkpoint saved")
+        self.signum = signum
+
+
+@contextmanager
+def _stop_on_signals():
+    """Turn SIGINT/SIGTERM into a flag checked after every step (the handler itself does no work)."""
+    received: list[int] = []
+    if threading_main():
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in previous:
+            signal.signal(s, lambda signum, frame: received.append(signum))
+        try:
+            yield received
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+    else:
+        yield received
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def run_choices(cfg: DictConfig) -> dict[str, str]:
+    """Group choices of this run (task, model, loss, ...), from Hydra when it launched us."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        choices = dict(HydraConfig.get().runtime.choices)
+        return {k: str(v) for k, v in choices.items() if not k.startswith("hydra") and v}
+    except Exception:
+        return {
+            g: str(cfg[g].get("_target_", "")).rsplit(".", 1)[-1]
+            for g in ("task", "model", "backbone", "loss", "optim")
+            if cfg.get(g) is not None
+        }
+
+
+def job_index() -> int | None:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return int(HydraConfig.get().job.num)
+    except Exception:
+        return None
+
+
+def prepare_output_dir(path: str) -> Path:
+    out = Path(path)
+    try:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"paths.output_dir: cannot write to {out} ({exc.strerror})") from None
+    return out
+
+
+def build_family(cfg: DictConfig, device: torch.device):
+    """Call the task's data builder (`task._target_`), then wrap it in the family's sampler."""
+    from hydra.utils import get_method
+
+    kwargs = {k: _plain(v) for k, v in cfg.task.items() if k not in ("_target_", "family")}
+    data = get_method(cfg.task._target_)(**kwargs, data=_plain(cfg.data))
+    return family_class(cfg.task.family)(data, cfg.trainer, device)
+
+
+def build_weighting(cfg: DictConfig, family) -> torch.nn.Module:
+    from hydra.utils import instantiate
+
+    return instantiate(
+        cfg.loss,
+        num_tasks=len(family.task_names),
+        task_names=list(family.task_names),
+        steps_per_epoch=int(cfg.trainer.eval_every),
+    )
+
+
+def versions() -> dict[str, str]:
+    import hydra
+
+    return {
+        "mtl_cli": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "hydra": hydra.__version__,
+    }
+
+
+class Run:
+    """One training run: model, optimizer, weighting and sampler state, with checkpoint/resume."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        validate(cfg)
+        self.cfg = cfg
+        self.out = prepare_output_dir(cfg.paths.output_dir)
+        self.last_path = self.out / "checkpoints" / "last.pt"
+        self.best_path = self.out / "checkpoints" / "best.pt"
+        if self.last_path.exists() and not cfg.trainer.resume:
+            raise UserError(
+                f"trainer.resume=false but {self.out} already holds a run (checkpoints/last.pt); "
+                "pick another run dir or pass trainer.resume=true"
+            )
+        if cfg.trainer.threads:
+            torch.set_num_threads(int(cfg.trainer.threads))
+        self.device = resolve_device(cfg.device, job_index())
+        seed_everything(int(cfg.seed))
+        self.family = build_family(cfg, self.device)
+        self.model = self.family.build_model(cfg.model, cfg.get("backbone")).to(self.device)
+        self.weighting = build_weighting(cfg, self.family).to(self.device)
+        params = list(self.model.parameters()) + list(self.weighting.parameters())
+        self.optimizer = build_optimizer(cfg.optim, params)
+        self.scheduler = build_scheduler(cfg.optim, self.optimizer, int(cfg.trainer.steps))
+        self.generator = torch.Generator().manual_seed(int(cfg.seed))
+        self.identity = {k: _plain(cfg.get(k)) for k in RUN_IDENTITY_KEYS}
+        self.step = 0
+        self.best: dict[str, Any] = {"step": None, "value": None, "val": {}}
+        select = str(cfg.trainer.select_metric)
+        self.select = self.family.metrics[0] if select == "auto" else select
+        if self.select.rsplit("/", 1)[-1] not in self.family.metrics:
+            raise UserError(
+                f"trainer.select_metric: '{select}' is not a metric of this family; "
+                f"allowed: auto, {', '.join(self.family.metrics)} (or <task>/<metric>)"
+            )
+        self.running = torch.zeros(len(self.family.task_names), 2, dtype=torch.float64)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "identity": self.identity,
+            "model": self.model.state_dict(),
+            "weighting": self.weighting.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "family": self.family.state_dict(),
+            "rng": {
+                "generator": self.generator.get_state(),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            },
+            "best": self.best,
+            "running": self.running,
+        }
+
+    def restore(self, path: Path) -> None:
+        state = load_checkpoint(path, map_location=self.device)
+        mismatch = config_mismatch(state.get("identity", {}), self.identity)
+        if mismatch:
+            raise UserError(f"{path}: made with a different config ({mismatch})")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.weighting.load_state_dict(state["weighting"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.family.load_state_dict(state["family"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            reason = str(exc).splitlines()[0][:160]
+            raise UserError(f"{path}: does not fit this model ({reason})") from None
+        self.generator.set_state(state["rng"]["generator"])
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
+        self.step = int(state["step"])
+        self.best = state["best"]
+        self.running = state["running"].cpu()
+
+    def save(self) -> None:
+        save_checkpoint(self.last_path, self.state())
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, split: str) -> dict[str, float]:
+        self.model.eval()
+        try:
+            return self.family.evaluate(self.model, split)
+        finally:
+            self.model.train()
+
+    def is_better(self, value: float) -> bool:
+        from mtl_cli.metrics import higher_is_better
+
+        if self.best["value"] is None:
+            return True
+        if higher_is_better(self.select):
+            return value > self.best["value"]
+        return value < self.best["value"]
+
+
+def _diagnostics(model, losses: torch.Tensor) -> dict[str, float]:
+    """Conflict statistics of the task gradients on the shared parameters (no update)."""
+    from mtl_cli.weighting.diagnostics import gradient_conflict_stats
+    from mtl_cli.weighting.task_gradients import task_gradients
+
+    shared = getattr(model, "shared_parameters", lambda: [])()
+    if len(losses) < 2 or not shared:
+        return {}
+    grads = task_gradients(losses, shared, retain_graph=True)
+    return {f"diag/{k}": float(v) for k, v in gradient_conflict_stats(grads).items()}
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train as the config says, writing metrics.jsonl, metrics.json and checkpoints in the run dir."""
+    run = Run(cfg)
+    out = run.out
+    jsonl = JsonlWriter(out / "metrics.jsonl")
+    resumed_from = None
+    if run.last_path.exists():
+        run.restore(run.last_path)
+        resumed_from = run.step
+        jsonl.truncate_after(run.step)
+        log.info("resuming %s from step %d", out, run.step)
+    elif jsonl.path.exists():
+        jsonl.path.unlink()
+    trainer = cfg.trainer
+    steps, eval_every = int(trainer.steps), int(trainer.eval_every)
+    names = run.family.task_names
+    info = {
+        "family": str(cfg.task.family),
+        "choices": run_choices(cfg),
+        "seed": int(cfg.seed),
+        "device": str(run.device),
+        "tasks": list(names),
+        "num_params": sum(p.numel() for p in run.model.parameters()),
+        "versions": versions(),
+    }
+    if run.step == 0:
+        log.info(
+            "%s: %d tasks, %d parameters, device %s -> %s",
+            info["family"], len(names), info["num_params"], run.device, out,
+        )  # fmt: skip
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=steps,
+        initial=run.step,
+        disable=not (trainer.progress and sys.stderr.isatty()),
+        dynamic_ncols=True,
+        leave=False,
+    )
+    clip = float(trainer.grad_clip)
+    train_time = 0.0
+    steps_here = 0
+    start_wall = time.perf_counter()
+    status, error = "running", None
+    try:
+        with _stop_on_signals() as received:
+            tick = time.perf_counter()
+            while run.step < steps:
+                if received:
+                    raise Interrupted(received[0])
+                run.optimizer.zero_grad(set_to_none=True)
+                losses, tasks, rep = run.family.train_losses(run.model, run.generator)
+                evaluating = (run.step + 1) % eval_every == 0 or run.step + 1 == steps
+                diag = _diagnostics(run.model, losses) if evaluating and trainer.diagnostics else {}
+                stats = run.weighting.backward(losses, tasks, run.model, rep)
+                if clip > 0:
+                    torch.nn.utils.clip_grad_norm_(run.model.parameters(), clip)
+                run.optimizer.step()
+                run.scheduler.step()
+                index = torch.as_tensor(tasks)
+                run.running[index, 0] += losses.detach().double().cpu()
+                run.running[index, 1] += 1
+                run.step += 1
+                steps_here += 1
+                bar.update(1)
+                if not torch.isfinite(losses.detach()).all():
+                    raise FloatingPointError(f"non-finite task loss at step {run.step}")
+                if evaluating:
+                    train_time += time.perf_counter() - tick
+                    _evaluate_and_log(run, jsonl, stats, diag)
+                    run.save()
+                    write_json(out / "metrics.json", _summary(run, info, "running", None, 0, 0))
+                    tick = time.perf_counter()
+            train_time += time.perf_counter() - tick
+        status = "finished"
+    except Interrupted as exc:
+        run.save()
+        status, error = "interrupted", str(exc)
+        raise
+    except UserError as exc:
+        status, error = "failed", str(exc)
+        raise
+    except Exception as exc:
+        status, error = (
+            "failed",
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+        )
+        raise
+    finally:
+        bar.close()
+        wall = time.perf_counter() - start_wall
+        rate = steps_here / train_time if train_time > 0 else 0.0
+        if status != "finished":
+            write_json(out / "metrics.json", _summary(run, info, status, error, rate, wall))
+    summary = _summary(run, info, "finished", None, rate, wall, final=True)
+    summary["resumed_from"] = resumed_from
+    write_json(out / "metrics.json", summary)
+    log.info("done: %s", _headline(summary))
+    return summary
+
+
+def _evaluate_and_log(run: Run, jsonl: JsonlWriter, stats: dict, diag: dict) -> None:
+    names = run.family.task_names
+    val = run.evaluate("val")
+    counts = run.running[:, 1].clamp(min=1)
+    train_loss = (run.running[:, 0] / counts).tolist()
+    seen = run.running[:, 1] > 0
+    row: dict[str, Any] = {
+        "step": run.step,
+        "epoch": run.step / max(run.cfg.trainer.eval_every, 1),
+        "split": "val",
+        "lr": run.optimizer.param_groups[0]["lr"],
+        "time": time.time(),
+        "train/loss": float(
+            sum(v for v, s in zip(train_loss, seen, strict=True) if s) / max(int(seen.sum()), 1)
+        ),
+    }
+    row.update({f"train/{n}/loss": v for n, v, s in zip(names, train_loss, seen, strict=True) if s})
+    row.update({f"val/{k}": v for k, v in val.items()})
+    row.update({f"loss/{_named(k, names)}": float(v) for k, v in stats.items()})
+    row.update({_named(k, names): v for k, v in diag.items()})
+    jsonl.write(row)
+    run.running.zero_()
+    value = val.get(run.select, math.nan)
+    if math.isfinite(value) and run.is_better(value):
+        run.best = {"step": run.step, "value": value, "val": val}
+        save_checkpoint(
+            run.best_path,
+            {"step": run.step, "identity": run.identity, "model": run.model.state_dict()},
+        )
+    log.info(
+        "step %d  val %s=%.4f  train loss %.4f", run.step, run.select, value, row["train/loss"]
+    )
+
+
+def _named(key: str, names: list[str]) -> str:
+    """'weight/1' -> 'weight/<task 1>', 'diag/cos/0-2' -> 'diag/cos/<task 0>-<task 2>'."""
+    head, _, last = key.rpartition("/")
+    parts = last.split("-")
+    if head and all(p.isdigit() and int(p) < len(names) for p in parts):
+        return f"{head}/{'-'.join(names[int(p)] for p in parts)}"
+    return key
+
+
+def _summary(
+    run: Run, info: dict, status: str, error, rate: float, wall: float, final=False
+) -> dict:
+    summary: dict[str, Any] = {"status": status, "error": error, **info, "step": run.step}
+    summary["best_step"] = run.best["step"]
+    summary["best_val"] = run.best["val"]
+    if final:
+        summary["val"] = run.evaluate("val")
+        summary["test"] = run.evaluate("test")
+        summary["best_test"] = _best_test(run)
+        baseline = run.cfg.get("baseline_run")
+        if baseline:
+            summary["delta_m"] = _delta_m_against(
+                Path(baseline), summary["test"], run.family.metrics[0]
+            )
+    summary["steps_per_s"] = rate
+    summary["wall_time_s"] = wall
+    return summary
+
+
+def _best_test(run: Run) -> dict[str, float]:
+    if not run.best_path.exists():
+        return {}
+    current = {k: v.clone() for k, v in run.model.state_dict().items()}
+    run.model.load_state_dict(load_checkpoint(run.best_path, run.device)["model"])
+    try:
+        return run.evaluate("test")
+    finally:
+        run.model.load_state_dict(current)
+
+
+def _delta_m_against(baseline_dir: Path, test: dict[str, float], metric: str) -> float:
+    from mtl_cli.metrics import delta_m, higher_is_better
+
+    path = baseline_dir / "metrics.json"
+    if not path.is_file():
+        raise UserError(f"baseline_run: {baseline_dir} has no metrics.json (not a finished run)")
+    base = read_json(path).get("test", {})
+    ours = {k: v for k, v in test.items() if k.endswith(f"/{metric}")}
+    common = {k: base[k] for k in ours if k in base}
+    if not common:
+        raise UserError(f"baseline_run: {baseline_dir} has no per-task '{metric}' for these tasks")
+    return delta_m({k: ours[k] for k in common}, common, higher_is_better)
+
+
+def _headline(summary: dict) -> str:
+    test = summary.get("test", {})
+    parts = [f"test {k}={v:.4f}" for k, v in test.items() if "/" not in k]
+    return ", ".join(parts) + f"  ({summary['steps_per_s']:.1f} steps/s)"
+
+
+# ---------------------------------------------------------------------- mtl eval
+
+
+def evaluate(
+    run_dir: str | Path, split: str = "test", checkpoint: str = "best", device: str = "auto"
+) -> dict:
+    """Rebuild a finished run from its saved config, evaluate a checkpoint, write eval_metrics.json."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / ".hydra" / "config.yaml"
+    if not config_path.is_file():
+        raise UserError(f"run: {run_dir} is not a run dir (no .hydra/config.yaml)")
+    if checkpoint not in ("best", "last"):
+        raise UserError(f"checkpoint: invalid value '{checkpoint}'; allowed: best, last")
+    if split not in ("train", "val", "test"):
+        raise UserError(f"split: invalid value '{split}'; allowed: train, val, test")
+    ckpt_path = run_dir / "checkpoints" / f"{checkpoint}.pt"
+    state = load_checkpoint(ckpt_path)
+    try:
+        cfg = OmegaConf.load(config_path)
+    except Exception as exc:
+        raise UserError(f"{config_path}: unreadable config ({str(exc).splitlines()[0]})") from None
+    dev = resolve_device(device)
+    seed_everything(int(cfg.seed))
+    family = build_family(cfg, dev)
+    model = family.build_model(cfg.model, cfg.get("backbone")).to(dev)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise UserError(
+            f"{ckpt_path}: does not fit the run's model ({str(exc).splitlines()[0][:160]})"
+        ) from None
+    model.eval()
+    metrics = family.evaluate(model, split)
+    result = {
+        "split": split,
+        "checkpoint": checkpoint,
+        "step": int(state["step"]),
+        "device": str(dev),
+        "metrics": metrics,
+    }
+    write_json(run_dir / "eval_metrics.json", result)
+    return result

@@ -1,0 +1,71 @@
+"""Schemas of the meta-learners (`model/meta/*` choices); the trainer builds them with
+`instantiate(cfg.model, input_shape=..., ways=..., kind=..., make_backbone=...)`."""
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+_BOTH_KINDS = ("classification", "regression")
+_ENCODERS = ["flatten", "backbone"]
+
+
+@dataclass
+class MANN:
+    """LSTM black-box meta-learner over (input, label) sequences (Santoro et al. 2016; CS330)."""
+
+    group: ClassVar[str] = "model"
+    name: ClassVar[str] = "meta/mann"
+    families: ClassVar[tuple[str, ...]] = ("meta",)
+    kinds: ClassVar[tuple[str, ...]] = _BOTH_KINDS
+
+    _target_: str = "mtl_cli.models.meta.mann.MANN"
+    hidden_size: int = field(default=128, metadata={"min": 1})
+    num_layers: int = field(default=2, metadata={"min": 1})
+    encoder: str = field(default="flatten", metadata={"choices": _ENCODERS})
+
+
+@dataclass
+class SNAIL:
+    """Temporal convolutions + causal attention (Mishra et al. 2018)."""
+
+    group: ClassVar[str] = "model"
+    name: ClassVar[str] = "meta/snail"
+    families: ClassVar[tuple[str, ...]] = ("meta",)
+    kinds: ClassVar[tuple[str, ...]] = _BOTH_KINDS
+
+    _target_: str = "mtl_cli.models.meta.snail.SNAIL"
+    key_sizes: list[int] = field(default_factory=lambda: [64, 256, 512])
+    value_sizes: list[int] = field(default_factory=lambda: [32, 128, 256])
+    filters: int = field(default=128, metadata={"min": 1})
+    # paper: ceil(log2(N*K + 1)) -> 3 (5-way 1-shot), 5 (5w5s, 20w1s), 7 (20w5s)
+    dense_blocks: int = field(default=5, metadata={"min": 1})
+    encoder: str = field(default="backbone", metadata={"choices": _ENCODERS})
+
+
+@dataclass
+class MAML:
+    """Model-agnostic meta-learning (Finn et al. 2017); Meta-SGD rates (Li et al. 2017)."""
+
+    group: ClassVar[str] = "model"
+    name: ClassVar[str] = "meta/maml"
+    families: ClassVar[tuple[str, ...]] = ("meta",)
+    kinds: ClassVar[tuple[str, ...]] = _BOTH_KINDS
+
+    _target_: str = "mtl_cli.models.meta.maml.MAML"
+    inner_steps: int = field(default=1, metadata={"min": 0})
+    inner_lr: float = field(default=0.4, metadata={"min_exclusive": 0.0})
+    eval_inner_steps: int | None = field(default=3, metadata={"min": 0})  # null = inner_steps
+    eval_inner_lr: float | None = field(default=None, metadata={"min_exclusive": 0.0})
+    first_order: bool = False
+    learn_inner_lr: bool = False  # Meta-SGD; then eval_inner_lr must stay null
+
+
+@dataclass
+class ProtoNet:
+    """Prototypical networks (Snell et al. 2017); classification only."""
+
+    group: ClassVar[str] = "model"
+    name: ClassVar[str] = "meta/protonet"
+    families: ClassVar[tuple[str, ...]] = ("meta",)
+    kinds: ClassVar[tuple[str, ...]] = ("classification",)
+
+    _target_: str = "mtl_cli.models.meta.protonet.ProtoNet"
