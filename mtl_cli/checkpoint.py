@@ -29,7 +29,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # pickle/zip errors: the file is damaged or not a checkpoint
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        reason = type(exc).__name__
+        if "Weights only load failed" in str(exc):
+            reason = "not a weights-only torch file, or truncated"
         raise UserError(f"{path}: corrupt or unreadable checkpoint ({reason})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path}: not an mtl_cli checkpoint (format {FORMAT} expected)")

@@ -224,6 +224,12 @@ def validate(cfg: DictConfig) -> None:
             f"loss: '{loss_schema.name}' cannot be used with the {family} family; "
             f"it serves: {', '.join(loss_families)}"
         )
+    if cfg.loss.get("rep_grad"):
+        if family != "multilabel" or not getattr(model_schema, "shared_representation", False):
+            raise UserError(
+                "loss.rep_grad: true needs one shared batch and a shared representation "
+                "(multilabel family with model=hard_sharing); set loss.rep_grad=false"
+            )
     trainer = cfg.trainer
     if trainer.task_sampling != "all" and cfg.task.get("family") == "multilabel":
         raise UserError(

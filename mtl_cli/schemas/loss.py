@@ -13,6 +13,8 @@ class Equal:
 
     group: ClassVar[str] = "loss"
     name: ClassVar[str] = "equal"
+    #: meta-learning has one objective (the mean query loss), so only this method applies there
+    families: ClassVar[tuple[str, ...]] = ("multitask", "multilabel", "meta")
 
     _target_: str = "mtl_cli.weighting.equal.Equal"
     reduction: str = field(default="mean", metadata={"choices": ["mean", "sum"]})

@@ -26,6 +26,8 @@ class HardSharingModel:
     group: ClassVar[str] = "model"
     name: ClassVar[str] = "hard_sharing"
     families: ClassVar[tuple[str, ...]] = FAMILIES
+    #: z = trunk(x) feeds every head: gradient methods may work on z (`loss.rep_grad=true`)
+    shared_representation: ClassVar[bool] = True
 
     _target_: str = "mtl_cli.models.hard_sharing.HardSharing"
     head_hidden: list[int] = field(default_factory=list)

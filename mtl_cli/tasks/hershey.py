@@ -165,6 +165,7 @@ def hershey_attribute_tasks(
 
 
 def hershey_meta_classes(
+    kind: str,
     alphabets: Sequence[str],
     split_by: str,
     split_fractions: Sequence[float],
