@@ -11,10 +11,11 @@ ARGS ?=
 DIR ?=
 EXP ?=
 
-.PHONY: help setup run train sweep report plot list test test-fast lint format bench clean
+.PHONY: help setup run train sweep report plot list test test-fast lint format bench clean \
+	hw1 weighting mmoe transfer multifashion multilabel meta sinusoid
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,37 @@ sweep: setup ## mtl train -m experiment=$$EXP ARGS='...'
 
 report: setup ## mtl report DIR=...
 	$(MTL) report $(DIR) $(ARGS)
+
+plot: setup ## mtl plot DIR=... (PNGs in DIR/plots)
+	$(MTL) plot $(DIR) $(ARGS)
+
+# A case study: run the preset's sweep, then print its report (also when some jobs failed).
+NEWEST_SWEEP = $$(ls -td outputs/multirun/*/ | head -n 1)
+study = $(MTL) train -m experiment=$(1) $(ARGS); status=$$?; $(MTL) report $(NEWEST_SWEEP); exit $$status
+
+hw1: setup ## case study: CS330 HW1 multi-task comparison (experiment=cs330_hw1)
+	@$(call study,cs330_hw1)
+
+weighting: setup ## case study: loss weighting methods compared (experiment=weighting_comparison)
+	@$(call study,weighting_comparison)
+
+mmoe: setup ## case study: MMoE vs hard sharing over task correlation (experiment=mmoe_correlation)
+	@$(call study,mmoe_correlation)
+
+transfer: setup ## case study: negative transfer (experiment=negative_transfer)
+	@$(call study,negative_transfer)
+
+multifashion: setup ## case study: sharing on MultiFashion (experiment=multifashion_sharing)
+	@$(call study,multifashion_sharing)
+
+multilabel: setup ## case study: multi-label sharing (experiment=multilabel_sharing)
+	@$(call study,multilabel_sharing)
+
+meta: setup ## case study: meta-learners compared (experiment=meta_compare)
+	@$(call study,meta_compare)
+
+sinusoid: setup ## case study: MAML on sinusoid regression (experiment=maml_sinusoid)
+	@$(call study,maml_sinusoid)
 
 list: setup ## mtl list
 	$(MTL) list $(ARGS)

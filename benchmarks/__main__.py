@@ -7,6 +7,9 @@ import sys
 
 BENCHMARKS = {
     "runner": "benchmarks.runner_overhead",
+    "meta": "benchmarks.meta",
+    "weighting": "benchmarks.weighting",
+    "launchers": "benchmarks.launchers",
 }
 
 

@@ -1,4 +1,4 @@
-"""`mtl train|eval|report|list`: thin Hydra entry points over plain functions (run.py, report.py)."""
+"""`mtl train|eval|report|plot|list`: thin entry points over plain functions (run.py, report.py, plot.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ COMMANDS = {
     "eval": "re-evaluate a finished run: mtl eval run=<run dir> [split=test checkpoint=best]",
     "report": "one table for runs/sweeps: mtl report <dir>... [metrics=[test/*]]",
     "list": "config groups and their choices: mtl list [group ...] [group=choice]",
+    "plot": "PNG learning curves and bars: mtl plot <run or sweep dir> [metric=val/accuracy] [out=<dir>]",
 }
 USAGE = "usage: mtl {" + ",".join(COMMANDS) + "} [overrides ...] [-m]"
 HYDRA_FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
@@ -132,7 +133,27 @@ def preflight_train(overrides: list[str], multirun: bool) -> list[str]:
         _check_writable(str(OmegaConf.to_container(hydra_cfg.run)["dir"]), "hydra.run.dir")
     if run_dir is not None and (run_dir / "checkpoints" / "last.pt").is_file():
         _check_resumable(run_dir, cfg)
-    return overrides
+    return overrides + _optuna_direction(hydra_cfg, cfg, overrides)
+
+
+def _optuna_direction(hydra_cfg, cfg, overrides: Sequence[str]) -> list[str]:
+    """`hydra.sweeper.direction=<maximize|minimize>` from the optimized metric, for the optuna sweeper."""
+    from omegaconf import OmegaConf
+
+    from mtl_cli.launch import default_metric, direction, objective_name
+
+    target = str(OmegaConf.select(hydra_cfg, "sweeper._target_", default=""))
+    if "OptunaSweeper" not in target:
+        return []
+    if any(_key(o) == "hydra.sweeper.direction" for o in overrides):
+        return []
+    select = str(cfg.trainer.select_metric)
+    name = objective_name(cfg.optimized_metric, default_metric(cfg) if select == "auto" else select)
+    try:
+        return [f"hydra.sweeper.direction={direction(name)}"]
+    except UserError as exc:
+        fail(str(exc))
+    return []
 
 
 def _check_resumable(run_dir: Path, cfg) -> None:
@@ -177,23 +198,71 @@ def _multirun() -> bool:
     return HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def train_task(cfg) -> None:
-    """One job of `mtl train`: errors end a single run; in a sweep they are recorded and the sweep goes on."""
-    from mtl_cli.run import Interrupted, train
+def train_task(cfg) -> float | None:
+    """One job of `mtl train`, returning its optimized metric (what a sweeper such as optuna reads).
 
+    Errors end a single run; in a sweep they are recorded in the job's metrics.json and the sweep
+    goes on. In a sweep, a job whose run dir already holds this finished run is skipped.
+    """
+    from mtl_cli.run import Interrupted, train
+    from mtl_cli.sweep_resume import finished_summary, record_failure
+
+    multirun = _multirun()
     try:
-        train(cfg)
+        summary = finished_summary(cfg) if multirun else None
+        if summary is not None:
+            log.info("already finished, skipped: %s", cfg.paths.output_dir)
+        else:
+            summary = train(cfg)
+        _check_sweeper_direction(summary)
+        return summary.get("optimized_value")
     except Interrupted as exc:
         log.warning("%s", exc)
         raise SystemExit(128 + exc.signum) from None
     except UserError as exc:
-        if not _multirun():
+        if not multirun:
             fail(str(exc))
         log.error("job failed: %s", exc)
+        record_failure(cfg.paths.output_dir, str(exc))
     except Exception as exc:
-        log.exception("job failed")
-        if not _multirun():
-            fail(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", code=1)
+        _traceback_to_log_file()
+        message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if not multirun:
+            fail(message, code=1)
+        record_failure(cfg.paths.output_dir, message)
+    return None
+
+
+def _traceback_to_log_file() -> None:
+    """The traceback of the exception being handled goes to train.log only; the console gets one line."""
+    record = log.makeRecord(
+        log.name, logging.ERROR, __file__, 0, "job failed", None, sys.exc_info()
+    )
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def _check_sweeper_direction(summary: dict) -> None:
+    """Refuse an optuna direction that contradicts the optimized metric (e.g. maximising a loss)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from mtl_cli.launch import direction
+
+    try:
+        sweeper = HydraConfig.get().sweeper
+    except ValueError:  # not launched by Hydra
+        return
+    given = OmegaConf.select(sweeper, "direction", default=None)
+    if "OptunaSweeper" not in str(sweeper.get("_target_", "")) or not isinstance(given, str):
+        return
+    wanted = direction(str(summary.get("optimized_metric")))
+    if given.rsplit(".", 1)[-1] != wanted:
+        raise UserError(
+            f"hydra.sweeper.direction: '{given}' but '{summary.get('optimized_metric')}' should be "
+            f"{wanted}d; pass hydra.sweeper.direction={wanted}"
+        )
 
 
 def eval_task(cfg) -> None:
@@ -234,9 +303,26 @@ def _run(config_name: str, task: Callable, argv: list[str]) -> None:
 
 
 def cmd_train(args: list[str]) -> None:
+    from mtl_cli.launch import check_plugins
+    from mtl_cli.sweep_resume import pop_resume_sweep, resume_overrides
+
     flags, overrides = split_args(args)
     multirun = "-m" in flags or "--multirun" in flags
+    try:
+        resume_dir, overrides = pop_resume_sweep(overrides)
+        if resume_dir is not None:
+            if not multirun:
+                fail(
+                    "resume_sweep: needs -m (it re-runs a sweep); use hydra.run.dir=<run> for one run"
+                )
+            overrides = resume_overrides(resume_dir, overrides)
+    except UserError as exc:
+        fail(str(exc))
     informational = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--version"}
+    try:
+        check_plugins(overrides)
+    except UserError as exc:
+        fail(str(exc))
     if not informational & set(flags):
         overrides = preflight_train(overrides, multirun)
     from mtl_cli import callbacks
@@ -267,6 +353,26 @@ def cmd_report(args: list[str]) -> None:
     _run("report", report_task, flags + overrides)
 
 
+def cmd_plot(args: list[str]) -> None:
+    """`mtl plot <run or sweep dir> [metric=<val/...>] [out=<dir>]`: write PNGs, print their paths."""
+    from mtl_cli.launch import require
+
+    dirs = [a for a in args if "=" not in a and not a.startswith("-")]
+    options = dict(a.split("=", 1) for a in args if "=" in a)
+    unknown = sorted(set(options) - {"metric", "out"})
+    if unknown or len(dirs) != 1:
+        what = f"unknown option '{unknown[0]}'" if unknown else "give exactly one dir"
+        fail(f"plot: {what}; usage: mtl plot <run or sweep dir> [metric=val/accuracy] [out=<dir>]")
+    try:
+        require("matplotlib", "mtl plot")
+        from mtl_cli.plot import plot_dir
+
+        paths = plot_dir(dirs[0], metric=options.get("metric"), out=options.get("out"))
+    except (UserError, ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+    print("\n".join(str(p) for p in paths))
+
+
 def cmd_list(args: list[str]) -> None:
     from mtl_cli.listing import list_choices
 
@@ -286,7 +392,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("\n`mtl <command> --help` shows a command's options; `mtl list` shows every choice.")
         return
     command, rest = args[0], args[1:]
-    handlers = {"train": cmd_train, "eval": cmd_eval, "report": cmd_report, "list": cmd_list}
+    handlers = {
+        "train": cmd_train,
+        "eval": cmd_eval,
+        "report": cmd_report,
+        "plot": cmd_plot,
+        "list": cmd_list,
+    }
     if command not in handlers:
         fail(f"unknown command '{command}'; commands: {', '.join(COMMANDS)}")
-    handlers[command](rest)
+    try:
+        handlers[command](rest)
+    except BrokenPipeError:  # e.g. `mtl list | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0) from None

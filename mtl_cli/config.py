@@ -11,14 +11,14 @@ import pkgutil
 import re
 from collections.abc import Sequence
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from mtl_cli.choices import CONF_DIR, config_groups, group_choices
 from mtl_cli.errors import UserError
 
-CONF_DIR = Path(__file__).parent / "conf"
+__all__ = ["CONF_DIR", "compose", "config_groups", "group_choices", "register_schemas", "validate"]
 CONF_MODULE = "mtl_cli.conf"
 
 #: config sections that must match a run's checkpoint to continue from it
@@ -77,41 +77,6 @@ def compose(overrides: Sequence[str] = (), return_hydra_config: bool = False) ->
     finally:
         GlobalHydra.instance().clear()
     return cfg
-
-
-# ---------------------------------------------------------------- choices (no Hydra needed)
-
-
-def group_choices(group: str) -> list[str]:
-    """Choices of a config group, read from the YAML files (nested ones as 'sub/name')."""
-    base = CONF_DIR / group
-    if not base.is_dir():
-        return []
-    return sorted(str(p.relative_to(base).with_suffix("")) for p in base.rglob("*.yaml"))
-
-
-def config_groups() -> list[str]:
-    """Top-level config groups shipped in conf/ (hydra/ presets included as 'hydra/launcher' etc.)."""
-    groups = [p.name for p in sorted(CONF_DIR.iterdir()) if p.is_dir() and p.name != "hydra"]
-    hydra_dir = CONF_DIR / "hydra"
-    if hydra_dir.is_dir():  # the project's launcher/sweeper presets, not its logging internals
-        groups += [f"hydra/{p.name}" for p in sorted(hydra_dir.iterdir())
-                   if p.is_dir() and p.name in ("launcher", "sweeper")]  # fmt: skip
-    return groups
-
-
-def choice_description(group: str, choice: str) -> str:
-    """The first-line comment of a choice's YAML file."""
-    path = CONF_DIR / group / f"{choice}.yaml"
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line.startswith("# @package"):
-            continue
-        if line.startswith("#"):
-            return line.lstrip("#").strip()
-        if line:
-            break
-    return ""
 
 
 # ---------------------------------------------------------------- error messages

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mtl_cli.config import choice_description, config_groups, group_choices
+from mtl_cli.choices import choice_description, config_groups, group_choices
 from mtl_cli.errors import UserError
 
 

@@ -25,6 +25,14 @@ from mtl_cli.device import resolve_device
 from mtl_cli.errors import UserError
 from mtl_cli.families import family_class
 from mtl_cli.io import JsonlWriter, read_json, write_json
+from mtl_cli.launch import (
+    available_cores,
+    hydra_launcher,
+    job_threads,
+    metric_value,
+    objective_name,
+)
+from mtl_cli.loggers import open_logger
 from mtl_cli.optim import build_optimizer, build_scheduler
 
 log = logging.getLogger("mtl_cli")
@@ -153,8 +161,9 @@ class Run:
                 f"trainer.resume=false but {self.out} already holds a run (checkpoints/last.pt); "
                 "pick another run dir or pass trainer.resume=true"
             )
-        if cfg.trainer.threads:
-            torch.set_num_threads(int(cfg.trainer.threads))
+        threads = job_threads(int(cfg.trainer.threads), hydra_launcher(), available_cores())
+        if threads:  # trainer.threads, else cores / parallel jobs of the launcher
+            torch.set_num_threads(threads)
         self.device = resolve_device(cfg.device, job_index())
         seed_everything(int(cfg.seed))
         self.family = build_family(cfg, self.device)
@@ -255,6 +264,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run = Run(cfg)
     out = run.out
     jsonl = JsonlWriter(out / "metrics.jsonl")
+    run.logger = open_logger(cfg.get("logger"), out)
     resumed_from = None
     if run.last_path.exists():
         run.restore(run.last_path)
@@ -273,6 +283,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "device": str(run.device),
         "tasks": list(names),
         "num_params": sum(p.numel() for p in run.model.parameters()),
+        "data": getattr(run.family.data, "info", {}),
+        "threads": torch.get_num_threads(),
         "versions": versions(),
     }
     if run.step == 0:
@@ -340,12 +352,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise
     finally:
         bar.close()
+        run.logger.close()
         wall = time.perf_counter() - start_wall
         rate = steps_here / train_time if train_time > 0 else 0.0
         if status != "finished":
             write_json(out / "metrics.json", _summary(run, info, status, error, rate, wall))
     summary = _summary(run, info, "finished", None, rate, wall, final=True)
     summary["resumed_from"] = resumed_from
+    summary["optimized_metric"] = objective_name(cfg.optimized_metric, run.select)
+    try:  # the value a sweeper (optuna) optimises; a bad name must not lose the run's summary
+        summary["optimized_value"] = metric_value(summary, summary["optimized_metric"])
+    except UserError as exc:
+        summary["optimized_value"] = None
+        log.error("%s", exc)
     write_json(out / "metrics.json", summary)
     log.info("done: %s", _headline(summary))
     return summary
@@ -372,6 +391,7 @@ def _evaluate_and_log(run: Run, jsonl: JsonlWriter, stats: dict, diag: dict) -> 
     row.update({f"loss/{_named(k, names)}": float(v) for k, v in stats.items()})
     row.update({_named(k, names): v for k, v in diag.items()})
     jsonl.write(row)
+    run.logger.log(row)
     run.running.zero_()
     value = val.get(run.select, math.nan)
     if math.isfinite(value) and run.is_better(value):

@@ -48,3 +48,38 @@ def write_fake_fashion_mnist(directory: Path, n_train: int = 1200, n_test: int =
     for key, name in FASHION_FILES.items():
         (directory / name).write_bytes(gzip.compress(idx_bytes(arrays[key])))
     return directory
+
+
+def omniglot_png(char: int, drawer: int) -> bytes:
+    """A 105x105 1-bit PNG as in Omniglot: white paper, a black stroke block whose height shows
+    the character (3*(char+1) rows) and whose width shows the drawer (4*drawer columns)."""
+    import io
+
+    from PIL import Image
+
+    image = np.ones((105, 105), dtype=bool)
+    image[: 3 * (char + 1), : 4 * drawer] = False
+    buffer = io.BytesIO()
+    Image.fromarray(image).convert("1").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_fake_omniglot_zip(path: Path, stem: str, alphabets: dict[str, int], start: int = 0):
+    """An Omniglot zip in the official layout `<stem>/<Alphabet>/characterNN/NNNN_DD.png` (20
+    drawers per character; members stored in reverse order). Returns (md5, sha256) of the file."""
+    import hashlib
+    import zipfile
+
+    members, char = [], start
+    for alphabet in sorted(alphabets):
+        for c in range(1, alphabets[alphabet] + 1):
+            for drawer in range(1, 21):
+                name = f"{stem}/{alphabet}/character{c:02d}/{char + 1:04d}_{drawer:02d}.png"
+                members.append((name, omniglot_png(char, drawer)))
+            char += 1
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(f"{stem}/", b"")
+        for name, data in reversed(members):
+            archive.writestr(name, data)
+    blob = Path(path).read_bytes()
+    return hashlib.md5(blob).hexdigest(), hashlib.sha256(blob).hexdigest()

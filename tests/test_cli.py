@@ -151,7 +151,7 @@ def _comparable(run: Path) -> tuple[dict, list[dict]]:
 LONG = ("trainer.steps=1500", "trainer.eval_every=25", "seed=7")
 
 
-@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM", "SIGINT"])
 def test_killed_run_resumes_to_identical_metrics(tmp_path, how):
     reference = tmp_path / "reference"
     mtl("train", *tiny_cli(*LONG, f"hydra.run.dir={reference}"), cwd=tmp_path, check=True)
@@ -163,8 +163,8 @@ def test_killed_run_resumes_to_identical_metrics(tmp_path, how):
     proc.wait(timeout=30)
     if proc.returncode == 0:
         pytest.fail("the run finished before it could be interrupted; raise trainer.steps")
-    if how == "SIGTERM":
-        assert proc.returncode == 128 + signal.SIGTERM
+    if how in ("SIGTERM", "SIGINT"):
+        assert proc.returncode == 128 + getattr(signal, how)
         assert time.time() - sent < 10
         assert json.loads((run / "metrics.json").read_text())["status"] == "interrupted"
     else:

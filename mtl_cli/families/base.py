@@ -17,7 +17,20 @@ class Family:
     task_names: list[str]
 
     def build_model(self, model_cfg: Any, backbone_cfg: Any) -> nn.Module:
-        raise NotImplementedError
+        """The chosen model for this family's data (multi-task models by default)."""
+        return self.instantiate_model(model_cfg, backbone_cfg, task_outputs=self.data.outputs)
+
+    def instantiate_model(self, model_cfg: Any, backbone_cfg: Any, **kwargs: Any) -> nn.Module:
+        """`model._target_` with the input shape, a backbone factory and family-specific kwargs."""
+        from hydra.utils import instantiate
+
+        shape = self.data.input_shape
+        return instantiate(
+            model_cfg,
+            input_shape=shape,
+            make_backbone=lambda: instantiate(backbone_cfg, input_shape=shape),
+            **kwargs,
+        )
 
     def train_losses(
         self, model: nn.Module, generator: torch.Generator

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from torch import nn
 
 from mtl_cli.families.base import Family
@@ -29,13 +28,8 @@ class MetaFamily(Family):
         self.task_names = ["episodes"]  # one meta-objective: the mean query loss over episodes
 
     def build_model(self, model_cfg: Any, backbone_cfg: Any) -> nn.Module:
-        shape = self.data.input_shape
-        return instantiate(
-            model_cfg,
-            input_shape=shape,
-            ways=self.data.ways,
-            kind=self.data.kind,
-            make_backbone=lambda: instantiate(backbone_cfg, input_shape=shape),
+        return self.instantiate_model(
+            model_cfg, backbone_cfg, ways=self.data.ways, kind=self.data.kind
         )
 
     def _episode(self, split: str, batch: int, generator: torch.Generator):

@@ -7,8 +7,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
-from torch import nn
 
 from mtl_cli.errors import UserError
 from mtl_cli.families.base import Family
@@ -50,15 +48,6 @@ class MultiLabelFamily(Family):
                 f"task.pos_weight: expected null, auto or {labels} positive numbers, got {values}"
             )
         return torch.tensor(values, dtype=torch.float32, device=self.device)
-
-    def build_model(self, model_cfg: Any, backbone_cfg: Any) -> nn.Module:
-        shape = self.data.input_shape
-        return instantiate(
-            model_cfg,
-            task_outputs=self.data.outputs,
-            input_shape=shape,
-            make_backbone=lambda: instantiate(backbone_cfg, input_shape=shape),
-        )
 
     def _logits(self, model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         if model.has_shared_representation:

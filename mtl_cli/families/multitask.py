@@ -6,8 +6,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
-from torch import nn
 
 from mtl_cli.families.base import Family
 from mtl_cli.families.data import MultiTaskData
@@ -28,15 +26,6 @@ class MultiTaskFamily(Family):
         self.batches = [EpochSampler(n, int(trainer.batch_size)) for n in sizes]
         self.tasks = TaskSampler(str(trainer.task_sampling), int(trainer.tasks_per_step), sizes)
         self.eval_batch_size = int(trainer.eval_batch_size)
-
-    def build_model(self, model_cfg: Any, backbone_cfg: Any) -> nn.Module:
-        shape = self.data.input_shape
-        return instantiate(
-            model_cfg,
-            task_outputs=self.data.outputs,
-            input_shape=shape,
-            make_backbone=lambda: instantiate(backbone_cfg, input_shape=shape),
-        )
 
     def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.regression:

@@ -33,6 +33,7 @@ class MainConfig:
     loss: Any = None
     optim: Any = None
     trainer: Any = None
+    logger: Any = None
     data: DataConfig = field(default_factory=DataConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = field(default=0, metadata={"min": 0})

@@ -69,3 +69,17 @@ class ProtoNet:
     kinds: ClassVar[tuple[str, ...]] = ("classification",)
 
     _target_: str = "mtl_cli.models.meta.protonet.ProtoNet"
+
+
+@dataclass
+class Pretrained:
+    """Pretrained-on-all-tasks baseline, fine-tuned on the support (Finn et al. 2017, sec. 5.1)."""
+
+    group: ClassVar[str] = "model"
+    name: ClassVar[str] = "meta/pretrained"
+    families: ClassVar[tuple[str, ...]] = ("meta",)
+    kinds: ClassVar[tuple[str, ...]] = ("regression",)
+
+    _target_: str = "mtl_cli.models.meta.pretrained.Pretrained"
+    inner_steps: int = field(default=1, metadata={"min": 0})  # fine-tuning steps at evaluation
+    inner_lr: float = field(default=0.01, metadata={"min_exclusive": 0.0})  # fine-tuning SGD rate

@@ -65,6 +65,7 @@ class SyntheticMMoE:
     group: ClassVar[str] = "task"
     name: ClassVar[str] = "multitask/synthetic_mmoe"
     input_kind: ClassVar[str] = "vector"
+    kind: ClassVar[str] = "regression"
 
     _target_: str = "mtl_cli.tasks.synthetic.synthetic_mmoe_tasks"
     family: str = _family("multitask")

@@ -143,6 +143,8 @@ def hershey_attribute_tasks(
     unknown = [lab for lab in chosen if lab not in table]
     if unknown:
         raise UserError(f"task.labels: unknown label '{unknown[0]}'; allowed: {', '.join(table)}")
+    if len(set(chosen)) != len(chosen):
+        raise UserError(f"task.labels: a label is listed twice in {chosen}")
     targets = torch.from_numpy(np.stack([table[lab] for lab in chosen], axis=1)).float()  # [C, L]
     params, rendered = _render(names, data_seed, render, data)
     images = _as_float(rendered.images)

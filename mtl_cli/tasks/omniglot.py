@@ -68,5 +68,9 @@ def omniglot_meta_classes(
         meta_batch_size=int(meta_batch_size),
         eval_episodes=int(eval_episodes),
         eval_seed=int(eval_seed),
-        info={"split_by": split_by, "classes": {k: len(v) for k, v in classes.items()}},
+        info={
+            "split_by": split_by,
+            "splits": {k: [str(om["char_names"][i]) for i in v] for k, v in classes.items()},
+            "classes": {k: len(v) for k, v in classes.items()},
+        },
     )

@@ -72,9 +72,10 @@ def _batched(losses: Tensor, inputs: list[Tensor], retain_graph: bool) -> Tensor
 def _loop(losses: Tensor, inputs: list[Tensor], retain_graph: bool) -> Tensor:
     num_tasks = losses.shape[0]
     outputs = _separate_outputs(losses)
-    G = losses.new_zeros(num_tasks, sum(x.numel() for x in inputs))
+    G = losses.new_empty(num_tasks, sum(x.numel() for x in inputs))  # every row is written
     for t in range(num_tasks):
         if outputs[t] is None:  # this loss does not depend on anything that requires grad
+            G[t].zero_()
             continue
         grads = torch.autograd.grad(
             outputs[t],

@@ -1,0 +1,26 @@
+"""Schemas of the `logger` group: where the scalars of metrics.jsonl are also sent."""
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+
+@dataclass
+class NoLogger:
+    """metrics.jsonl only (the default)."""
+
+    group: ClassVar[str] = "logger"
+    name: ClassVar[str] = "none"
+
+    _target_: str = "mtl_cli.loggers.NullLogger"
+
+
+@dataclass
+class TensorBoard:
+    """Also write every metrics.jsonl scalar as a TensorBoard event under <run dir>/<subdir>."""
+
+    group: ClassVar[str] = "logger"
+    name: ClassVar[str] = "tensorboard"
+
+    _target_: str = "mtl_cli.loggers.TensorBoardLogger"
+    subdir: str = "tensorboard"
+    flush_secs: int = field(default=10, metadata={"min": 1})
