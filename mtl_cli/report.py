@@ -363,6 +363,11 @@ def _baseline_row(row: Row, candidates: list[Row], keys: list[str]) -> Row | Non
     return winners[0] if len(winners) == 1 else None
 
 
+#: per-task metrics that Δm averages, by family (absent: every per-task metric but the loss);
+#: multi-label uses average precision, threshold-free and defined whenever a label has positives
+DELTA_M_METRICS = {"multilabel": ("ap",)}
+
+
 def summarize(
     runs: Sequence[RunRecord],
     metrics: Sequence[str] | None = DEFAULT_METRICS,
@@ -421,6 +426,10 @@ def summarize(
                 row.stats[name] = stat
 
     summary = Summary(keys, list(metric_names), rows, [r for r in runs if r.status != "finished"])
+    if delta_m_metrics is None:
+        families = {str((r.config.get("task") or {}).get("family")) for r in runs}
+        if len(families) == 1:
+            delta_m_metrics = DELTA_M_METRICS.get(families.pop())
     _add_delta_m(summary, baseline, delta_m_metrics)
     return summary
 

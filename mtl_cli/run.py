@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mtl_cli import __version__
 from mtl_cli.checkpoint import load_checkpoint, save_checkpoint
@@ -76,7 +76,9 @@ def seed_everything(seed: int) -> None:
 
 
 def _plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    if isinstance(node, DictConfig | ListConfig):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
 
 
 def run_choices(cfg: DictConfig) -> dict[str, str]:
@@ -247,7 +249,7 @@ class Run:
         return value < self.best["value"]
 
 
-def _diagnostics(model, losses: torch.Tensor) -> dict[str, float]:
+def _diagnostics(model, losses: torch.Tensor, tasks: list[int]) -> dict[str, float]:
     """Conflict statistics of the task gradients on the shared parameters (no update)."""
     from mtl_cli.weighting.diagnostics import gradient_conflict_stats
     from mtl_cli.weighting.task_gradients import task_gradients
@@ -256,7 +258,8 @@ def _diagnostics(model, losses: torch.Tensor) -> dict[str, float]:
     if len(losses) < 2 or not shared:
         return {}
     grads = task_gradients(losses, shared, retain_graph=True)
-    return {f"diag/{k}": float(v) for k, v in gradient_conflict_stats(grads).items()}
+    stats = gradient_conflict_stats(grads, list(tasks))
+    return {f"diag/{k}": float(v) for k, v in stats.items()}
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -315,7 +318,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 run.optimizer.zero_grad(set_to_none=True)
                 losses, tasks, rep = run.family.train_losses(run.model, run.generator)
                 evaluating = (run.step + 1) % eval_every == 0 or run.step + 1 == steps
-                diag = _diagnostics(run.model, losses) if evaluating and trainer.diagnostics else {}
+                wanted = evaluating and trainer.diagnostics
+                diag = _diagnostics(run.model, losses, tasks) if wanted else {}
                 stats = run.weighting.backward(losses, tasks, run.model, rep)
                 if clip > 0:
                     torch.nn.utils.clip_grad_norm_(run.model.parameters(), clip)
@@ -427,7 +431,7 @@ def _summary(
         baseline = run.cfg.get("baseline_run")
         if baseline:
             summary["delta_m"] = _delta_m_against(
-                Path(baseline), summary["test"], run.family.metrics[0]
+                Path(baseline), summary["test"], run.family.delta_m_metric
             )
     summary["steps_per_s"] = rate
     summary["wall_time_s"] = wall

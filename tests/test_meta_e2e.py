@@ -32,7 +32,7 @@ LEARNERS = {
         "model.value_sizes=[4,4]",
         "model.filters=4",
         "model.dense_blocks=2",
-    ],  # fmt: skip
+    ],
     "maml": ["model=meta/maml", *CONV4_TINY],
     "fomaml": ["model=meta/maml", *CONV4_TINY, "model.first_order=true"],
     "metasgd": ["model=meta/maml", *CONV4_TINY, "model.learn_inner_lr=true"],
@@ -48,7 +48,7 @@ REGRESSION = {
         "model.value_sizes=[4]",
         "model.filters=4",
         "model.dense_blocks=2",
-    ],  # fmt: skip
+    ],
     "maml": ["model=meta/maml", "model.inner_lr=0.01"],
     "pretrained": ["model=meta/pretrained"],
 }
@@ -62,18 +62,15 @@ def metrics_json(out: Path) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
-def per_episode_values(family, model, split: str, metric: str) -> np.ndarray:
-    """Per-episode accuracy (or MSE) on the family's fixed evaluation episodes, recomputed."""
+def per_episode_accuracy(family, model, split: str) -> np.ndarray:
+    """Accuracy of each of the family's fixed evaluation episodes, recomputed here."""
     model.eval()
-    values = []
     with torch.no_grad():
-        for sx, sy, qx, qy in family._episodes(split):
-            pred = model(sx, sy, qx)
-            if metric == "accuracy":
-                values.append((pred.argmax(-1) == qy).double().mean(1))
-            else:
-                values.append(((pred - qy) ** 2).double().mean(dim=(1, 2)))
-    return torch.cat(values).numpy()
+        hits = [
+            (model(sx, sy, qx).argmax(-1) == qy).double().mean(1)
+            for sx, sy, qx, qy in family._episodes(split)
+        ]
+    return torch.cat(hits).numpy()
 
 
 # ------------------------------------------------------------------ learners through train(cfg)
@@ -150,6 +147,13 @@ def test_protonet_on_sinusoids_is_refused_before_any_work(tmp_path):
     with pytest.raises(UserError, match="meta/protonet.*regression"):
         train(compose([f"paths.output_dir={out}", "device=cpu", *SINUSOID, "model=meta/protonet"]))
     assert not out.exists()  # no run dir, no data, no model
+
+
+def test_pretrained_on_classification_is_refused_before_any_work(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(UserError, match="meta/pretrained.*classification"):
+        train(compose(hershey_meta(out, "model=meta/pretrained")))
+    assert not out.exists()
 
 
 def test_protonet_on_sinusoids_is_a_one_line_cli_error(tmp_path):
@@ -271,13 +275,14 @@ def test_evaluation_uses_fixed_episodes_and_a_normal_95_interval(tmp_path):
     first, second = run.evaluate("test"), run.evaluate("test")
     assert first == second  # the same fixed episodes (9 = meta-batches of 2, 2, 2, 2, 1)
     assert run.evaluate("val") != first  # meta-val has its own episodes (other classes)
-    acc = per_episode_values(run.family, run.model, "test", "accuracy")
+    acc = per_episode_accuracy(run.family, run.model, "test")
     assert acc.shape == (9,)
     assert first["accuracy"] == pytest.approx(acc.mean())
     assert first["accuracy_ci95"] == pytest.approx(1.96 * acc.std(ddof=1) / 3.0, rel=1e-3)
-    other = Run(compose(hershey_meta(tmp_path, *LEARNERS["protonet"], "task.eval_episodes=9",
-                                     "task.eval_seed=1", "trainer.resume=true")))  # fmt: skip
-    assert other.evaluate("test") != first  # another eval_seed, other episodes
+    reseeded = hershey_meta(
+        tmp_path, *LEARNERS["protonet"], "task.eval_episodes=9", "task.eval_seed=1"
+    )
+    assert Run(compose(reseeded)).evaluate("test") != first  # same weights, other episodes
 
 
 def test_same_seed_same_meta_run(tmp_path):

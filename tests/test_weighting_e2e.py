@@ -245,11 +245,6 @@ def test_weighting_comparison_preset_runs_tiny(tmp_path):
     assert all(r["delta_m"] != "" for r in rows)  # every method row has Δm
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="run._diagnostics does not pass the step's task indices to gradient_conflict_stats, "
-    "so with task sampling diag/ keys name the wrong tasks (reported to the lead)",
-)
 def test_diagnostics_name_the_sampled_tasks(tmp_path):
     overrides = ["trainer.task_sampling=uniform", "trainer.tasks_per_step=2"]
     train(compose(tiny(tmp_path / "run", *overrides, "trainer.eval_every=1")))
@@ -257,3 +252,25 @@ def test_diagnostics_name_the_sampled_tasks(tmp_path):
         weighted = {k.rsplit("/", 1)[1] for k in row if k.startswith("loss/weight/")}
         diagnosed = {k.rsplit("/", 1)[1] for k in row if k.startswith("diag/grad_norm/")}
         assert diagnosed == weighted
+
+
+@pytest.mark.slow
+def test_weighting_comparison_hershey_fallback_preset_runs_tiny(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = mtl(
+        "train",
+        "-m",
+        "experiment=weighting_comparison_hershey",
+        *tiny_cli("trainer.steps=4", "trainer.eval_every=2"),
+        "hydra.sweeper.params.seed=0",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        timeout=400,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = sweep_runs(sweep)
+    assert sorted(runs) == sorted(METHODS)
+    for run in runs.values():
+        assert run["metrics"]["status"] == "finished" and run["metrics"]["step"] == 4
+        assert run["metrics"]["choices"]["backbone"] == "lenet"
+        assert run["metrics"]["tasks"] == ["digits", "greek_sans_upper", "markers"]

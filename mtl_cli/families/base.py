@@ -16,6 +16,11 @@ class Family:
 
     task_names: list[str]
 
+    @property
+    def delta_m_metric(self) -> str:
+        """The per-task metric Δm compares with a single-task baseline (Maninis et al. 2019)."""
+        return self.metrics[0]
+
     def build_model(self, model_cfg: Any, backbone_cfg: Any) -> nn.Module:
         """The chosen model for this family's data (multi-task models by default)."""
         return self.instantiate_model(model_cfg, backbone_cfg, task_outputs=self.data.outputs)

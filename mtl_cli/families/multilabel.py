@@ -23,6 +23,7 @@ class MultiLabelFamily(Family):
     """
 
     metrics = ("map", "macro_f1", "micro_f1", "subset_accuracy", "hamming_loss", "loss")
+    delta_m_metric = "ap"  # per-label average precision: threshold-free
 
     def __init__(self, data: MultiLabelData, trainer: Any, device: torch.device) -> None:
         self.data = data
