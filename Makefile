@@ -43,22 +43,25 @@ plot: setup ## mtl plot DIR=... (PNGs in DIR/plots)
 
 # A case study: run the preset's sweep, then print its report (also when some jobs failed).
 NEWEST_SWEEP = $$(ls -td outputs/multirun/*/ | head -n 1)
-study = $(MTL) train -m experiment=$(1) $(ARGS); status=$$?; $(MTL) report $(NEWEST_SWEEP); exit $$status
+# $(2): optional report metrics, e.g. per-task columns
+MSE_COLUMNS := 'metrics=[test/mse,test/*/mse]'
+ACCURACY_COLUMNS := 'metrics=[test/accuracy,test/*/accuracy]'
+study = $(MTL) train -m experiment=$(1) $(ARGS); status=$$?; $(MTL) report $(NEWEST_SWEEP) $(2); exit $$status
 
-hw1: setup ## case study: CS330 HW1 multi-task comparison (experiment=cs330_hw1)
+hw1: setup ## case study: CS330 HW1, MANN on Hershey glyphs at four (K, N) (experiment=cs330_hw1)
 	@$(call study,cs330_hw1)
 
 weighting: setup ## case study: loss weighting methods compared (experiment=weighting_comparison)
 	@$(call study,weighting_comparison)
 
 mmoe: setup ## case study: MMoE vs hard sharing over task correlation (experiment=mmoe_correlation)
-	@$(call study,mmoe_correlation)
+	@$(call study,mmoe_correlation,$(MSE_COLUMNS))
 
 transfer: setup ## case study: negative transfer (experiment=negative_transfer)
-	@$(call study,negative_transfer)
+	@$(call study,negative_transfer,$(MSE_COLUMNS))
 
 multifashion: setup ## case study: sharing on MultiFashion (experiment=multifashion_sharing)
-	@$(call study,multifashion_sharing)
+	@$(call study,multifashion_sharing,$(ACCURACY_COLUMNS))
 
 multilabel: setup ## case study: multi-label sharing (experiment=multilabel_sharing)
 	@$(call study,multilabel_sharing)

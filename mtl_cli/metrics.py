@@ -309,7 +309,8 @@ def mean_ci(
     if x.size == 0:
         raise ValueError("values: empty; need at least one value")
     if not np.all(np.isfinite(x)):
-        raise ValueError(f"values: {x.tolist()} contains NaN or inf; allowed: finite numbers")
+        bad = int((~np.isfinite(x)).sum())
+        raise ValueError(f"values: {bad} of {x.size} are NaN or inf; allowed: finite numbers")
     n = int(x.size)
     mean = float(x.mean())
     if n == 1:

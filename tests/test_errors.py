@@ -73,19 +73,16 @@ def test_bad_input(workspace, name, argv, fragment):
     assert snapshot(run) == before
 
 
-def test_missing_and_corrupt_checkpoints(workspace, tmp_path):
-    root, run = workspace
-    import shutil
-
-    copy = tmp_path / "copy"
-    shutil.copytree(run, copy)
-    (copy / "checkpoints/best.pt").unlink()
-    result = mtl("eval", f"run={copy}", cwd=root)
+def test_missing_and_corrupt_checkpoints(tmp_path):
+    run = tmp_path / "run"
+    mtl("train", *tiny_cli(f"hydra.run.dir={run}"), cwd=tmp_path, check=True)
+    (run / "checkpoints/best.pt").unlink()
+    result = mtl("eval", f"run={run}", cwd=tmp_path)
     assert result.returncode == 2 and "best.pt: checkpoint not found" in result.stderr
-    (copy / "checkpoints/last.pt").write_bytes(b"garbage")
-    before = snapshot(copy)
-    result = mtl("train", f"hydra.run.dir={copy}", cwd=root)
+    (run / "checkpoints/last.pt").write_bytes(b"garbage")
+    before = snapshot(run)
+    result = mtl("train", f"hydra.run.dir={run}", cwd=tmp_path)
     assert result.returncode == 2
     assert "corrupt or unreadable checkpoint" in result.stderr
     assert result.stderr.strip().count("\n") == 0
-    assert snapshot(copy) == before
+    assert snapshot(run) == before

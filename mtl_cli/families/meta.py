@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -82,6 +83,9 @@ class MetaFamily(Family):
         out: dict[str, float] = {}
         for name, chunks in per_episode.items():
             values = torch.cat(chunks).double().cpu().numpy()
+            if not np.isfinite(values).all():  # a diverging adaptation: report it, don't crash
+                out[name] = out[f"{name}_ci95"] = float("nan")
+                continue
             mean, half, n = mean_ci(values, method="normal")
             out[name] = float(mean)
             out[f"{name}_ci95"] = float(half) if n > 1 else 0.0
