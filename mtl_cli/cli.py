@@ -218,6 +218,8 @@ def train_task(cfg) -> float | None:
         return summary.get("optimized_value")
     except Interrupted as exc:
         log.warning("%s", exc)
+        if exc.chained is not None:  # e.g. submitit on SIGUSR2: requeue this job (it resumes)
+            exc.chained(exc.signum, None)
         raise SystemExit(128 + exc.signum) from None
     except UserError as exc:
         if not multirun:

@@ -38,29 +38,43 @@ from mtl_cli.optim import build_optimizer, build_scheduler
 log = logging.getLogger("mtl_cli")
 
 
-class Interrupted(Exception):
-    """SIGINT/SIGTERM arrived: a checkpoint was saved; the CLI exits with 128 + signal number."""
+#: signals that stop a run after the current step with a fresh checkpoint; SIGUSR2 is the one
+#: SLURM/submitit send before a time limit or preemption (submitit then requeues the job)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
 
-    def __init__(self, signum: int) -> None:
+
+class Interrupted(Exception):
+    """A stop signal arrived: a checkpoint was saved; the CLI exits with 128 + signal number.
+
+    `chained` is the handler that was installed for that signal before the run (e.g. submitit's
+    checkpoint-and-requeue for SIGUSR2); the CLI calls it once the checkpoint is on disk.
+    """
+
+    def __init__(self, signum: int, chained: Any = None) -> None:
         super().__init__(f"stopped by {signal.Signals(signum).name}; checkpoint saved")
         self.signum = signum
+        self.chained = (
+            chained if callable(chained) and chained is not signal.default_int_handler else None
+        )
 
 
 @contextmanager
 def _stop_on_signals():
-    """Turn SIGINT/SIGTERM into a flag checked after every step (the handler itself does no work)."""
+    """Turn stop signals into a flag checked after every step (the handler itself does no work).
+
+    Yields the list of received signals and the handlers that were installed before."""
     received: list[int] = []
     if threading_main():
-        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
         for s in previous:
             signal.signal(s, lambda signum, frame: received.append(signum))
         try:
-            yield received
+            yield received, previous
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
     else:
-        yield received
+        yield received, {}
 
 
 def threading_main() -> bool:
@@ -310,11 +324,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     start_wall = time.perf_counter()
     status, error = "running", None
     try:
-        with _stop_on_signals() as received:
+        with _stop_on_signals() as (received, previous):
             tick = time.perf_counter()
             while run.step < steps:
                 if received:
-                    raise Interrupted(received[0])
+                    raise Interrupted(received[0], previous.get(received[0]))
                 run.optimizer.zero_grad(set_to_none=True)
                 losses, tasks, rep = run.family.train_losses(run.model, run.generator)
                 evaluating = (run.step + 1) % eval_every == 0 or run.step + 1 == steps

@@ -137,3 +137,39 @@ def test_epoch_sampler_visits_every_item_once_per_epoch():
     sampler.load_state_dict(state)
     g.set_state(g_state)
     assert torch.equal(a, sampler.next(g))
+
+
+def test_sigusr2_saves_a_checkpoint_then_hands_over_to_the_previous_handler(tmp_path, monkeypatch):
+    """SLURM/submitit send SIGUSR2 before preemption: save now, then let submitit requeue."""
+    import os
+    import signal
+
+    from mtl_cli.checkpoint import load_checkpoint
+    from mtl_cli.families.multitask import MultiTaskFamily
+    from mtl_cli.run import Interrupted
+
+    calls = []
+    original = MultiTaskFamily.train_losses
+
+    def train_losses(self, model, generator):
+        calls.append(1)
+        if len(calls) == 5:  # during step 5, between the evaluations at steps 3 and 6
+            os.kill(os.getpid(), signal.SIGUSR2)
+        return original(self, model, generator)
+
+    def requeue(signum, frame):  # stands in for submitit's checkpoint_and_try_requeue
+        pass
+
+    monkeypatch.setattr(MultiTaskFamily, "train_losses", train_losses)
+    previous = signal.signal(signal.SIGUSR2, requeue)
+    try:
+        with pytest.raises(Interrupted) as info:
+            train(compose(tiny(tmp_path / "run", "trainer.steps=9", "trainer.eval_every=3")))
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert info.value.signum == signal.SIGUSR2 and info.value.chained is requeue
+    assert load_checkpoint(tmp_path / "run/checkpoints/last.pt")["step"] == 5
+    monkeypatch.setattr(MultiTaskFamily, "train_losses", original)
+    resumed = train(compose(tiny(tmp_path / "run", "trainer.steps=9", "trainer.eval_every=3")))
+    full = train(compose(tiny(tmp_path / "full", "trainer.steps=9", "trainer.eval_every=3")))
+    assert without_timing(resumed) == without_timing(full)
