@@ -98,6 +98,9 @@ class MultiLabelFamily(Family):
             thresholds = float(self.threshold)
         out = multilabel_metrics(probs, targets, thresholds, label_names=self.task_names)
         out = {k: v for k, v in out.items() if v is not None}
+        if self.threshold == "val_f1":  # the tuned thresholds, so a result can be reproduced
+            for name, value in zip(self.task_names, np.asarray(thresholds).tolist(), strict=True):
+                out[f"{name}/threshold"] = float(value)
         for name, value in zip(self.task_names, losses.tolist(), strict=True):
             out[f"{name}/loss"] = value
         out["loss"] = float(losses.mean())
