@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from mtl_cli.data import fashion_mnist as fm
 from mtl_cli.data.download import download
 from mtl_cli.data.fashion_mosaic import make_mosaic
 from mtl_cli.data.multifashion import area_matrix, area_resize, make_multifashion
+from tests.fakes import idx_bytes
 
 STEMS = {
     "train_images": "train-images-idx3-ubyte",
@@ -21,12 +21,6 @@ STEMS = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    """A tiny IDX writer, independent of the reader: magic 0x0000 08 ndim, big-endian dims."""
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + array.astype(np.uint8).tobytes()
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool) -> Path:

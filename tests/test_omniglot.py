@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import stat
 import sys
 import zipfile
@@ -11,24 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from mtl_cli.data import omniglot as om
+from tests.fakes import write_fake_omniglot_zip
 
 # zip stem -> {alphabet: number of characters}; names chosen so sorting differs from zip order.
 LAYOUT = {
     "images_background": {"Latin": 2, "Greek": 1},
     "images_evaluation": {"Tengwar": 1, "Angelic": 2},
 }
-
-
-def png_bytes(char: int, drawer: int) -> bytes:
-    """A 105x105 1-bit PNG, white background, a black block of 3(char+1) rows x 4*drawer cols."""
-    image = np.ones((105, 105), dtype=bool)
-    image[: 3 * (char + 1), : 4 * drawer] = False
-    buffer = io.BytesIO()
-    Image.fromarray(image).convert("1").save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def expected_block(char: int, drawer: int) -> np.ndarray:
@@ -38,21 +28,10 @@ def expected_block(char: int, drawer: int) -> np.ndarray:
 
 
 def write_zip(path: Path, stem: str, alphabets: dict[str, int], start: int = 0) -> list[str]:
-    """Members in reverse order (the loader must sort); returns the expected char order."""
-    members, order = [], []
-    char = start
-    for alphabet in sorted(alphabets):
-        for c in range(1, alphabets[alphabet] + 1):
-            order.append(f"{alphabet}/character{c:02d}")
-            for drawer in range(1, 21):
-                name = f"{stem}/{alphabet}/character{c:02d}/{char + 1:04d}_{drawer:02d}.png"
-                members.append((name, png_bytes(char, drawer)))
-            char += 1
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr(f"{stem}/", b"")
-        for name, data in reversed(members):
-            archive.writestr(name, data)
-    return order
+    """The fake zip (members stored in reverse order: the loader must sort); returns the expected
+    character order."""
+    write_fake_omniglot_zip(path, stem, alphabets, start)
+    return [f"{a}/character{c:02d}" for a in sorted(alphabets) for c in range(1, alphabets[a] + 1)]
 
 
 @pytest.fixture
