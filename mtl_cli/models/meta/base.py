@@ -123,3 +123,24 @@ def make_encoder(
         backbone = make_backbone()
         return backbone, int(backbone.out_features)
     raise ValueError(f"encoder: unknown encoder '{name}'; allowed: flatten, backbone")
+
+
+def adaptable_network(make_backbone: Callable[[], nn.Module], out_dim: int) -> nn.Sequential:
+    """Backbone + linear head for learners that adapt weights per episode (MAML, fine-tuning).
+
+    BatchNorm always uses the current batch's statistics (running statistics removed), so the
+    per-episode functional calls are transductive and stateless, as in the original MAML code."""
+    from torch.func import replace_all_batch_norm_modules_
+
+    backbone = make_backbone()
+    net = nn.Sequential(backbone, nn.Linear(int(backbone.out_features), out_dim))
+    replace_all_batch_norm_modules_(net)
+    return net
+
+
+def check_adaptation(inner_steps: int, inner_lr: float, prefix: str = "") -> None:
+    """One-line errors for a negative step count or a non-positive step size."""
+    if inner_steps < 0:
+        raise ValueError(f"{prefix}inner_steps: {inner_steps} is below the minimum 0")
+    if inner_lr <= 0:
+        raise ValueError(f"{prefix}inner_lr: {inner_lr} must be greater than 0")

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, replace_all_batch_norm_modules_
+from torch.func import functional_call
 
-from mtl_cli.models.meta.base import MetaLearner
+from mtl_cli.models.meta.base import MetaLearner, adaptable_network, check_adaptation
 
 
 class MAML(MetaLearner):
@@ -42,22 +42,18 @@ class MAML(MetaLearner):
         learn_inner_lr: bool = False,
     ) -> None:
         super().__init__(input_shape, ways, kind, make_backbone)
-        if inner_steps < 0:
-            raise ValueError(f"inner_steps: {inner_steps} is below the minimum 0")
-        if eval_inner_steps is not None and eval_inner_steps < 0:
-            raise ValueError(f"eval_inner_steps: {eval_inner_steps} is below the minimum 0")
-        if inner_lr <= 0:
-            raise ValueError(f"inner_lr: {inner_lr} must be greater than 0")
-        if eval_inner_lr is not None and eval_inner_lr <= 0:
-            raise ValueError(f"eval_inner_lr: {eval_inner_lr} must be greater than 0")
+        check_adaptation(inner_steps, inner_lr)
+        check_adaptation(
+            inner_steps if eval_inner_steps is None else eval_inner_steps,
+            inner_lr if eval_inner_lr is None else eval_inner_lr,
+            prefix="eval_",
+        )
         if learn_inner_lr and eval_inner_lr is not None:
             raise ValueError(
                 f"eval_inner_lr: must be null with learn_inner_lr=true (the learned rates are "
                 f"used in evaluation too); got {eval_inner_lr}"
             )
-        backbone = make_backbone()
-        self.net = nn.Sequential(backbone, nn.Linear(int(backbone.out_features), self.out_dim))
-        replace_all_batch_norm_modules_(self.net)
+        self.net = adaptable_network(make_backbone, self.out_dim)
         self.inner_steps, self.inner_lr = int(inner_steps), float(inner_lr)
         self.eval_inner_steps = self.inner_steps if eval_inner_steps is None else eval_inner_steps
         self.eval_inner_lr = self.inner_lr if eval_inner_lr is None else float(eval_inner_lr)

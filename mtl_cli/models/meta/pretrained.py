@@ -9,9 +9,9 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad, replace_all_batch_norm_modules_, vmap
+from torch.func import functional_call, grad, vmap
 
-from mtl_cli.models.meta.base import MetaLearner
+from mtl_cli.models.meta.base import MetaLearner, adaptable_network, check_adaptation
 
 
 class Pretrained(MetaLearner):
@@ -39,13 +39,8 @@ class Pretrained(MetaLearner):
         inner_lr: float = 0.01,
     ) -> None:
         super().__init__(input_shape, ways, kind, make_backbone)
-        if inner_steps < 0:
-            raise ValueError(f"inner_steps: {inner_steps} is below the minimum 0")
-        if inner_lr <= 0:
-            raise ValueError(f"inner_lr: {inner_lr} must be greater than 0")
-        backbone = make_backbone()
-        self.net = nn.Sequential(backbone, nn.Linear(int(backbone.out_features), self.out_dim))
-        replace_all_batch_norm_modules_(self.net)
+        check_adaptation(inner_steps, inner_lr)
+        self.net = adaptable_network(make_backbone, self.out_dim)
         #: fine-tuning steps at evaluation (training never fine-tunes)
         self.inner_steps = int(inner_steps)
         self.inner_lr = float(inner_lr)
