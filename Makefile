@@ -11,7 +11,7 @@ ARGS ?=
 DIR ?=
 EXP ?=
 
-.PHONY: help setup run train sweep report plot list test test-fast lint format bench clean \
+.PHONY: help setup run train sweep report plot list test test-slurm test-fast lint format bench clean \
 	hw1 weighting mmoe transfer multifashion multilabel meta sinusoid
 
 help: ## list the targets
@@ -77,6 +77,10 @@ list: setup ## mtl list
 
 test: setup ## the whole test suite (what .ci/run calls)
 	$(BIN)/pytest -q $(ARGS)
+
+test-slurm: setup ## SLURM tests on a single-node cluster this target starts (Debian, root; see docs/sweeps.md)
+	bash tests/slurm/local_cluster.sh
+	$(BIN)/pytest -q --slurm $(ARGS)
 
 test-fast: setup ## tests without the slow ones
 	$(BIN)/pytest -q -m "not slow" $(ARGS)

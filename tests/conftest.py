@@ -14,6 +14,24 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL_ALPHABETS = "[digits,greek_sans_upper,markers]"
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--slurm",
+        action="store_true",
+        help="run only the tests that need a SLURM cluster (`make test-slurm` starts a local one)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `slurm` run with --slurm (and then only they); without it they are deselected."""
+    wanted = config.getoption("--slurm")
+    keep = [item for item in items if (item.get_closest_marker("slurm") is not None) == wanted]
+    dropped = [item for item in items if item not in keep]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_thread():
     """Tests run on 2 shared cores: one torch thread each avoids oversubscription."""
@@ -70,3 +88,51 @@ def tiny_cli(*overrides: str) -> list[str]:
         "trainer.threads=1",
         *overrides,
     ]
+
+
+def preempt_after_first_evaluation(sweep_args: list[str], cwd: Path, preempt) -> tuple[Path, str]:
+    """Start `mtl train -m <sweep_args>` (one job); once its first evaluation is on disk, call
+    `preempt(run_dir)`; wait for the sweep to end. Returns the job's run dir and the sweep's stderr."""
+    import time
+
+    from mtl_cli.io import read_jsonl
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mtl_cli", "train", "-m", *sweep_args],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 180
+    preempted = False
+    while proc.poll() is None and time.monotonic() < deadline and not preempted:
+        rows = list(cwd.glob("outputs/multirun/*/0/metrics.jsonl"))
+        if rows and read_jsonl(rows[0]):
+            preempted = preempt(rows[0].parent)
+        time.sleep(0.02)
+    _, err = proc.communicate(timeout=300)
+    assert preempted, f"the job was not preempted after its first evaluation:\n{err}"
+    assert proc.returncode == 0, err
+    (run,) = cwd.glob("outputs/multirun/*/0")
+    return run, err
+
+
+def assert_resumed_like_uninterrupted(run: Path, twin: Path, *overrides: str) -> None:
+    """`run` was stopped after its first evaluation, resumed and finished: its metrics equal those
+    of the same tiny run trained without a stop (in `twin`)."""
+    import json
+
+    from mtl_cli.config import compose
+    from mtl_cli.io import read_jsonl
+    from mtl_cli.run import train
+
+    summary = json.loads((run / "metrics.json").read_text())
+    full = train(compose(tiny(twin, *overrides)))
+    assert summary["status"] == "finished" and summary["step"] == full["step"]
+    first_eval = read_jsonl(twin / "metrics.jsonl")[0]["step"]
+    assert first_eval <= summary["resumed_from"] < full["step"]  # from the signal's checkpoint
+    for key in ("best_step", "best_val", "val", "test", "best_test"):
+        assert summary[key] == full[key], key
+
+    def rows(path: Path) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "time"} for r in read_jsonl(path)]
+
+    assert rows(run / "metrics.jsonl") == rows(twin / "metrics.jsonl")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +13,12 @@ import torch
 from mtl_cli import launch
 from mtl_cli.device import auto_device, resolve_device
 from mtl_cli.errors import UserError
-from tests.conftest import mtl, tiny_cli
+from tests.conftest import (
+    assert_resumed_like_uninterrupted,
+    mtl,
+    preempt_after_first_evaluation,
+    tiny_cli,
+)
 
 JOBLIB = {"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"}
 LOCAL = {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"}
@@ -102,6 +110,42 @@ def test_submitit_local_sweep_is_the_slurm_twin(tmp_path):
     assert {k: v["status"] for k, v in runs.items()} == {"0": "finished", "1": "finished"}
     assert [v["seed"] for _, v in sorted(runs.items())] == [0, 1]
     assert (sweep / ".submitit").is_dir() and (sweep / "summary.csv").is_file()
+
+
+def _submitit_job_pids(folder) -> list[int]:
+    """Processes running a submitit job (`python -m submitit.core._submit <folder>/...`)."""
+    pids = []
+    for proc in Path("/proc").iterdir():  # Linux
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # not a process, or it ended meanwhile
+            continue
+        text = [a.decode(errors="replace") for a in argv]
+        if "submitit.core._submit" in text and any(a.startswith(str(folder)) for a in text):
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_submitit_requeues_a_preempted_job_that_resumes_from_its_checkpoint(tmp_path):
+    """SIGUSR2 (SLURM's preemption signal) -> checkpoint -> submitit requeues -> the job resumes.
+
+    submitit's local executor requeues the way SLURM does (its controller restarts the job with
+    the checkpointed submission), so this runs the chain a cluster runs, minus `scontrol requeue`.
+    """
+    steps = ["trainer.steps=1500", "trainer.eval_every=50"]
+
+    def preempt(run_dir) -> bool:
+        pids = _submitit_job_pids(tmp_path)
+        for pid in pids:
+            os.kill(pid, signal.SIGUSR2)
+        return bool(pids)
+
+    args = [*tiny_cli(*steps), "hydra/launcher=local"]
+    run, _ = preempt_after_first_evaluation(args, tmp_path, preempt)
+    logs = "".join(p.read_text() for p in (run.parent / ".submitit").rglob("*_log.*"))
+    assert "this job is preempted" in logs and "Requeued job" in logs
+    assert_resumed_like_uninterrupted(run, tmp_path / "uninterrupted", *steps)
 
 
 def test_slurm_preset_composes_with_its_keys():
