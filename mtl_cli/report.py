@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import json
 import math
 import os
 import re
@@ -426,12 +427,44 @@ def summarize(
                 row.stats[name] = stat
 
     summary = Summary(keys, list(metric_names), rows, [r for r in runs if r.status != "finished"])
+    for row in rows:
+        summary.notes.extend(_config_drift(row, ignore))
     if delta_m_metrics is None:
         families = {str((r.config.get("task") or {}).get("family")) for r in runs}
         if len(families) == 1:
             delta_m_metrics = DELTA_M_METRICS.get(families.pop())
     _add_delta_m(summary, baseline, delta_m_metrics)
     return summary
+
+
+def _flat_config(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
+    """{"trainer.steps": "1000", ...}: every leaf of a composed config, values as JSON text."""
+    if isinstance(value, Mapping) and value:
+        for k, v in value.items():
+            _flat_config(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = json.dumps(value, sort_keys=True, default=str)
+    return out
+
+
+def _config_drift(row: Row, ignore: Sequence[str]) -> list[str]:
+    """A note when runs of one row were composed differently in keys that no override sets: the
+    config files changed during the sweep, or the runs come from sweeps with other defaults."""
+    configs = [_flat_config("", run.config, {}) for run in row.runs]
+    keys = sorted({k for c in configs for k in c if not _matches(k, ignore)})
+    differing = [k for k in keys if len({c.get(k, MISSING) for c in configs}) > 1]
+    if not differing:
+        return []
+    where = ", ".join(f"{k}={v}" for k, v in row.values.items()) or "the only row"
+    shown = "; ".join(
+        f"{k}: " + ", ".join(sorted({c.get(k, MISSING) for c in configs})[:3])
+        for k in differing[:3]
+    )
+    more = f" (+{len(differing) - 3} more)" if len(differing) > 3 else ""
+    return [
+        f"Warning: runs of row {where} differ in config keys no override sets: {shown}{more}; "
+        "the config files changed between runs (see each run's .hydra/config.yaml)."
+    ]
 
 
 def _add_delta_m(

@@ -259,3 +259,22 @@ def test_metric_patterns(sweep: Path):
 def test_report_module_does_not_import_torch():
     code = "import sys, mtl_cli.report; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_runs_of_one_row_composed_from_different_config_files_are_flagged(tmp_path: Path):
+    """Same overrides, but trainer.steps came out differently: the yaml changed mid-sweep."""
+    for job, (seed, steps) in enumerate([(0, 1000), (1, 1000), (2, 2000)]):
+        run = make_run(
+            tmp_path / str(job), [f"seed={seed}"], "hard_sharing", finished(0.8, 0.9, 0.7)
+        )
+        config = {"seed": seed, "paths": {"output_dir": str(run)}, "trainer": {"steps": steps}}
+        (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    summary = summarize(find_runs([tmp_path]))
+    (note,) = [n for n in summary.notes if n.startswith("Warning")]
+    assert "trainer.steps: 1000, 2000" in note and "seed" not in note and "paths" not in note
+    assert note in format_table(summary)
+
+    (tmp_path / "2" / ".hydra" / "config.yaml").write_text(
+        yaml.safe_dump({"seed": 2, "paths": {"output_dir": "x"}, "trainer": {"steps": 1000}})
+    )  # seeds and paths differ by design: no warning
+    assert not [n for n in summarize(find_runs([tmp_path])).notes if n.startswith("Warning")]

@@ -40,7 +40,9 @@ MUNGE_SOCK=/run/munge/munge.socket.2
 MUNGE_PID=/run/munge/munged.pid
 
 log() { echo "[local_cluster] $*" >&2; }
-[ "$(id -u)" -eq 0 ] || { log "must run as root"; exit 1; }
+hint="where SLURM already runs: pytest --slurm --basetemp=<dir on the shared filesystem>"
+[ "$(id -u)" -eq 0 ] || { log "must run as root ($hint)"; exit 1; }
+command -v apt-get >/dev/null || { log "needs Debian/Ubuntu's apt-get ($hint)"; exit 1; }
 
 pid_alive() { # pidfile
     [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
