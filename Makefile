@@ -75,7 +75,7 @@ sinusoid: setup ## case study: MAML on sinusoid regression (experiment=maml_sinu
 list: setup ## mtl list
 	$(MTL) list $(ARGS)
 
-test: setup ## the whole test suite (what .ci/run calls)
+test: setup ## the test suite, all but the SLURM tests (.ci/run runs it, then test-slurm)
 	$(BIN)/pytest -q $(ARGS)
 
 test-slurm: setup ## SLURM tests on a single-node cluster this target starts (Debian, root; see docs/sweeps.md)
