@@ -180,9 +180,7 @@ def test_random_method_resumes_exactly(tmp_path, method):
 def test_weighting_comparison_preset_runs_tiny(tmp_path):
     fashion = write_fake_fashion_mnist(tmp_path / "fashion")
     sweep = tmp_path / "sweep"
-    result = mtl(
-        "train",
-        "-m",
+    tiny_preset = [
         "experiment=weighting_comparison",
         "trainer=debug",
         "trainer.steps=4",  # the preset sets steps/eval_every itself: override them explicitly
@@ -195,10 +193,8 @@ def test_weighting_comparison_preset_runs_tiny(tmp_path):
         "device=cpu",
         "trainer.threads=1",
         "hydra.sweeper.params.seed=0",
-        f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
-        timeout=400,
-    )
+    ]
+    result = mtl("train", "-m", *tiny_preset, f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=400)
     assert result.returncode == 0, result.stderr[-2000:]
     runs = sweep_runs(sweep)
     assert sorted(runs) == sorted(METHODS)  # 12 methods x 1 seed
@@ -214,20 +210,9 @@ def test_weighting_comparison_preset_runs_tiny(tmp_path):
     baseline = mtl(  # the independent baseline for Δm, into the same folder (docs/weighting.md)
         "train",
         "-m",
-        "experiment=weighting_comparison",
+        *tiny_preset,
         "model=independent",
         "~hydra.sweeper.params.loss",
-        "trainer=debug",
-        "trainer.steps=4",
-        "trainer.eval_every=2",
-        "task.train_size=64",
-        "task.val_size=32",
-        "task.test_size=32",
-        f"data.root={fashion}",
-        f"data.cache_dir={tmp_path / 'cache'}",
-        "device=cpu",
-        "trainer.threads=1",
-        "hydra.sweeper.params.seed=0",
         f"hydra.sweep.dir={sweep / 'independent'}",
         cwd=tmp_path,
         timeout=200,
