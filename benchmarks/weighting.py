@@ -26,9 +26,11 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from mtl_cli.config import compose, group_choices
+from mtl_cli.config import compose
+from mtl_cli.loss.base import TaskSetup
 from mtl_cli.models.backbones import MLP, LeNet
 from mtl_cli.models.hard_sharing import HardSharing
+from mtl_cli.registry import schema_choices
 
 TASK_COUNTS = (2, 4, 8)
 REPEATS = 5
@@ -41,12 +43,13 @@ BACKBONES: dict[str, Callable[[], torch.nn.Module]] = {
     "mlp": lambda: MLP(INPUT_SHAPE),  # 784-256-256
     "lenet": lambda: LeNet(INPUT_SHAPE),  # MultiLeNet: conv10-conv20 (k5, pool) + fc50
 }
-GRADIENT_METHODS = ("mgda", "pcgrad", "cagrad", "imtl", "nash")
+#: the methods that combine task gradients (they accept `rep_grad`), from the registry
+GRADIENT_METHODS = [c.name for c in schema_choices("loss") if c.has_option("rep_grad")]
 
 
 def methods() -> list[str]:
-    """Every `loss=` choice, `equal` first."""
-    names = group_choices("loss")
+    """Every `loss=` choice of the registry, `equal` (the baseline of the ratios) first."""
+    names = [c.name for c in schema_choices("loss")]
     return ["equal"] + [n for n in names if n != "equal"]
 
 
@@ -56,12 +59,7 @@ def build_weighting(name: str, num_tasks: int, rep_grad: bool) -> torch.nn.Modul
     if rep_grad:
         overrides.append("loss.rep_grad=true")
     cfg = compose(overrides)
-    return instantiate(
-        cfg.loss,
-        num_tasks=num_tasks,
-        task_names=[f"t{i}" for i in range(num_tasks)],
-        steps_per_epoch=100,
-    )
+    return instantiate(cfg.loss).setup(TaskSetup.count(num_tasks, steps_per_epoch=100))
 
 
 def make_step(model: HardSharing, weighting, layout: str, generator: torch.Generator):

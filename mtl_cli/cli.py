@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mtl_cli.errors import UserError
+from mtl_cli.overrides import key as _key
+from mtl_cli.overrides import merge_overrides, quote, run_dir_override
 
 COMMANDS = {
     "train": "train a model (Hydra overrides, -m for sweeps)",
@@ -18,10 +20,19 @@ COMMANDS = {
     "plot": "PNG learning curves and bars: mtl plot <run or sweep dir> [metric=val/accuracy] [out=<dir>]",
 }
 USAGE = "usage: mtl {" + ",".join(COMMANDS) + "} [overrides ...] [-m]"
+#: Hydra flags that take a value (the next word unless written --flag=value)
 HYDRA_FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
-                          "--experimental-rerun", "--info", "-i", "--package", "-p"}  # fmt: skip
-HYDRA_FLAGS = {"-m", "--multirun", "--cfg", "-c", "--resolve", "--help", "-h", "--hydra-help",
-               "--version", "--shell-completion", "-sc", "--run", "-r"}  # fmt: skip
+                          "--experimental-rerun", "--package", "-p", "--cfg", "-c"}  # fmt: skip
+#: Hydra flags whose value is optional: the next word is theirs only if it is one of these (the
+#: first is the value of the bare flag)
+HYDRA_FLAGS_WITH_OPTIONAL_VALUE = {
+    "--info": ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath"),
+    "-i": ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath"),
+}
+#: where `mtl` may write: the run dir of a single run, the sweep dir of -m
+DIR_KEYS = {False: "hydra.run.dir", True: "hydra.sweep.dir"}
+#: the sections of metrics.json that hold metrics (optimized_metric=<section>/<metric>)
+METRIC_SECTIONS = ("best_val", "best_test", "val", "test")
 
 log = logging.getLogger("mtl_cli")
 
@@ -33,34 +44,32 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def split_args(args: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Separate Hydra's own flags from key=value overrides."""
+    """Separate Hydra's own flags (each with its value) from key=value overrides.
+
+    Hydra apps take flags and overrides in any order; Hydra's parser gets the flags first, so a
+    flag's value is the word after it on the command line, never an override (a bare `--info`
+    becomes `--info=all`).
+    """
     flags, overrides = [], []
-    it = iter(args)
-    for arg in it:
+    i = 0
+    while i < len(args):
+        arg = args[i]
         if arg in HYDRA_FLAGS_WITH_VALUE:
-            flags += [arg, next(it, "")]
-        elif arg.startswith("-"):
-            flags.append(arg)
-        else:
-            overrides.append(arg)
+            flags += args[i : i + 2]
+            i += 2
+            continue
+        if arg in HYDRA_FLAGS_WITH_OPTIONAL_VALUE:
+            following = args[i + 1] if i + 1 < len(args) else None
+            if following in HYDRA_FLAGS_WITH_OPTIONAL_VALUE[arg]:
+                flags += [arg, following]
+                i += 2
+            else:  # bare: its default, written so that argparse cannot take an override for it
+                flags.append(f"{arg}={HYDRA_FLAGS_WITH_OPTIONAL_VALUE[arg][0]}")
+                i += 1
+            continue
+        (flags if arg.startswith("-") else overrides).append(arg)
+        i += 1
     return flags, overrides
-
-
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def merge_overrides(saved: Sequence[str], new: Sequence[str]) -> list[str]:
-    """Saved overrides of a run, with the ones given again on the command line replacing them."""
-    keys = {_key(o) for o in new}
-    return [o for o in saved if _key(o) not in keys] + list(new)
-
-
-def run_dir_override(overrides: Sequence[str]) -> Path | None:
-    for o in overrides:
-        if o.startswith("hydra.run.dir="):
-            return Path(o.split("=", 1)[1])
-    return None
 
 
 def expand_sweep(overrides: Sequence[str], limit: int = 64) -> list[list[str]]:
@@ -68,6 +77,9 @@ def expand_sweep(overrides: Sequence[str], limit: int = 64) -> list[list[str]]:
     import itertools
 
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Glob
+
+    from mtl_cli.registry import config_groups, group_choices
 
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     axes = []
@@ -76,8 +88,10 @@ def expand_sweep(overrides: Sequence[str], limit: int = 64) -> list[list[str]]:
         if o.is_sweep_override():
             try:
                 values = list(o.sweep_string_iterator())
-            except Exception:  # glob() and interval() need Hydra's own sweeper
-                continue
+            except Exception:  # glob() over a group: its registry choices; interval(): Hydra's
+                if not (isinstance(o.value(), Glob) and key in config_groups()):
+                    continue
+                values = o.value().filter(group_choices(key))
             axes.append([f"{key}={v}" for v in values])
         else:
             axes.append([o.input_line])
@@ -91,14 +105,48 @@ def expand_sweep(overrides: Sequence[str], limit: int = 64) -> list[list[str]]:
 
 
 def _check_writable(path_template: str, key: str) -> None:
-    fixed = path_template.split("${", 1)[0]
-    path = Path(fixed or ".").absolute()
-    while not path.exists():
+    """Refuse a run/sweep dir that is empty or cannot be made: create what is missing of it (up
+    to its first interpolation), write a file there, and remove all of that again."""
+    import tempfile
+
+    if not path_template.strip():
+        fail(f"{key}: empty value ''; allowed: a directory, e.g. {key}=outputs/my_run")
+    fixed = path_template
+    if "${" in fixed:  # the dir above the first interpolated name ("" = the current dir)
+        head, sep, _ = fixed.split("${", 1)[0].rpartition("/")
+        fixed = head + sep
+    target = Path(fixed or ".").absolute()
+    missing = []
+    path = target
+    while not path.exists() and not path.is_symlink():
+        missing.append(path)
         path = path.parent
     if not path.is_dir():
         fail(f"{key}: cannot create a run dir under {path} (not a directory)")
-    if not os.access(path, os.W_OK):
-        fail(f"{key}: cannot write under {path} (permission denied)")
+    created: list[Path] = []
+    problem = None
+    try:
+        for directory in reversed(missing):
+            directory.mkdir()
+            created.append(directory)
+        handle, probe = tempfile.mkstemp(prefix=".mtl-write-test-", dir=target)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        problem = f"{key}: cannot create {target} ({exc.strerror or exc}); allowed: a writable dir"
+    finally:
+        for directory in reversed(created):
+            try:
+                directory.rmdir()
+            except OSError:
+                pass
+    if problem:
+        fail(problem)
+
+
+def _is_hydra_key(override: str) -> bool:
+    k = _key(override)
+    return k == "hydra" or k.startswith("hydra.")
 
 
 def preflight_train(overrides: list[str], multirun: bool) -> list[str]:
@@ -113,67 +161,153 @@ def preflight_train(overrides: list[str], multirun: bool) -> list[str]:
 
     run_dir = None if multirun else run_dir_override(overrides)
     if run_dir is not None and (run_dir / ".hydra" / "overrides.yaml").is_file():
-        saved = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
+        saved_path = run_dir / ".hydra" / "overrides.yaml"
+        try:
+            saved = [str(o) for o in OmegaConf.load(saved_path)]
+        except Exception as exc:
+            fail(f"{saved_path}: unreadable ({str(exc).splitlines()[0] if str(exc) else exc})")
         overrides = merge_overrides(saved, overrides)
     jobs = expand_sweep(overrides) if multirun else [overrides]
     try:
         for job in jobs:
-            job = [o for o in job if not o.startswith("hydra.")]  # hydra keys need a live Hydra
+            job = [o for o in job if not _is_hydra_key(o)]  # hydra keys need a live Hydra
             cfg = compose(job + ["paths.output_dir=."])
             validate(cfg)
+            check_known_keys(cfg)
+            check_optimized_metric(cfg)
         hydra_cfg = compose(
             [o for o in overrides if "," not in o or not multirun] + ["paths.output_dir=."],
             return_hydra_config=True,
         ).hydra
     except UserError as exc:
         fail(str(exc))
-    if multirun:
-        _check_writable(str(OmegaConf.to_container(hydra_cfg.sweep)["dir"]), "hydra.sweep.dir")
-    else:
-        _check_writable(str(OmegaConf.to_container(hydra_cfg.run)["dir"]), "hydra.run.dir")
+    where = "sweep" if multirun else "run"
+    _check_writable(str(OmegaConf.to_container(hydra_cfg[where])["dir"]), DIR_KEYS[multirun])
     if run_dir is not None and (run_dir / "checkpoints" / "last.pt").is_file():
         _check_resumable(run_dir, cfg)
     return overrides + _optuna_direction(hydra_cfg, cfg, overrides)
 
 
+def check_known_keys(cfg, prefix: str = "") -> None:
+    """Refuse keys that a schema dataclass does not have (`+trainer.stepz=5` appends past the
+    schema); nodes typed as free dicts (e.g. `loss.weights`) take any key."""
+    import dataclasses
+
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(cfg, ListConfig):
+        for i in range(len(cfg)):
+            item = cfg._get_node(i)
+            if isinstance(item, DictConfig | ListConfig):
+                check_known_keys(item, f"{prefix}{i}.")
+        return
+    if not isinstance(cfg, DictConfig) or cfg._is_none() or cfg._is_missing():
+        return
+    try:
+        schema = OmegaConf.get_type(cfg)
+    except Exception:
+        schema = None
+    if schema is not None and dataclasses.is_dataclass(schema):
+        fields = [f.name for f in dataclasses.fields(schema)]
+        for k in cfg.keys():
+            if k not in fields and not (prefix == "" and k == "hydra"):
+                raise UserError(f"{prefix}{k}: no such key; allowed: {', '.join(fields)}")
+    for k in cfg.keys():
+        if prefix == "" and k == "hydra":
+            continue
+        child = cfg._get_node(k)
+        if isinstance(child, DictConfig | ListConfig):
+            check_known_keys(child, f"{prefix}{k}.")
+
+
+def check_optimized_metric(cfg) -> None:
+    """`optimized_metric` must name a metric this run writes to metrics.json: auto, delta_m (with
+    baseline_run), <section>/<metric> of the task's family or <section>/<task>/<metric>."""
+    from mtl_cli.launch import family_metrics
+    from mtl_cli.metrics import higher_is_better
+
+    name = str(cfg.get("optimized_metric", "auto"))
+    if name == "auto":
+        return
+    if name == "delta_m":
+        if not cfg.get("baseline_run"):
+            raise UserError(
+                "optimized_metric: 'delta_m' is only written with baseline_run=<finished "
+                "model=independent run>; pass baseline_run or pick another metric"
+            )
+        return
+    metrics, per_task = family_metrics(cfg)
+    section, _, rest = name.partition("/")
+    metric = rest.rpartition("/")[2]
+    if section in METRIC_SECTIONS and rest and not rest.startswith("/"):
+        if "/" not in rest and metric in metrics:
+            return
+        if "/" in rest and metric and (metric in metrics or metric in per_task):
+            return
+        if "/" in rest and metric:
+            try:
+                higher_is_better(metric)
+                return
+            except ValueError:
+                pass
+    first = ", ".join(f"{METRIC_SECTIONS[0]}/{m}" for m in metrics)
+    others = ", ".join(f"{s}/" for s in METRIC_SECTIONS[1:])
+    raise UserError(
+        f"optimized_metric: '{name}' is not a metric of this run; allowed: auto, delta_m, {first} "
+        f"(or {others} instead of {METRIC_SECTIONS[0]}/), <section>/<task>/<metric>"
+    )
+
+
 def _optuna_direction(hydra_cfg, cfg, overrides: Sequence[str]) -> list[str]:
-    """`hydra.sweeper.direction=<maximize|minimize>` from the optimized metric, for the optuna sweeper."""
-    from omegaconf import OmegaConf
+    """`hydra.sweeper.direction=<maximize|minimize>` from the optimized metric, for the optuna
+    sweeper; a direction given on the command line must agree with it."""
+    from omegaconf import ListConfig, OmegaConf
 
     from mtl_cli.launch import default_metric, direction, objective_name
 
     target = str(OmegaConf.select(hydra_cfg, "sweeper._target_", default=""))
     if "OptunaSweeper" not in target:
         return []
-    if any(_key(o) == "hydra.sweeper.direction" for o in overrides):
-        return []
     select = str(cfg.trainer.select_metric)
     name = objective_name(cfg.optimized_metric, default_metric(cfg) if select == "auto" else select)
     try:
-        return [f"hydra.sweeper.direction={direction(name)}"]
+        wanted = direction(name)
     except UserError as exc:
         fail(str(exc))
+    if not any(_key(o) == "hydra.sweeper.direction" for o in overrides):
+        return [f"hydra.sweeper.direction={wanted}"]
+    given = OmegaConf.select(hydra_cfg, "sweeper.direction", default=None)
+    if isinstance(given, ListConfig):
+        fail(
+            f"hydra.sweeper.direction: {list(given)} (several objectives) but a run returns one, "
+            f"'{name}'; allowed: {wanted}"
+        )
+    given = str(getattr(given, "name", given))
+    if given.rsplit(".", 1)[-1].lower() != wanted:
+        fail(
+            f"hydra.sweeper.direction: '{given}' but '{name}' should be {wanted}d; "
+            f"allowed: {wanted} (pass hydra.sweeper.direction={wanted} or leave it out)"
+        )
     return []
 
 
 def _check_resumable(run_dir: Path, cfg) -> None:
+    """Refuse to continue the run in `run_dir` under another run identity (or with resume=false)."""
     from omegaconf import OmegaConf
 
-    from mtl_cli.checkpoint_compare import config_mismatch
-    from mtl_cli.config import RUN_IDENTITY_KEYS
+    from mtl_cli.checkpoint_compare import config_mismatch, refuse_existing_run, run_identity
 
-    if not cfg.trainer.resume:
-        fail(
-            f"trainer.resume=false but {run_dir} already holds a run (checkpoints/last.pt); "
-            "pick another run dir or pass trainer.resume=true"
-        )
+    try:
+        refuse_existing_run(run_dir, bool(cfg.trainer.resume))
+    except UserError as exc:
+        fail(str(exc))
     saved_path = run_dir / ".hydra" / "config.yaml"
     if saved_path.is_file():
-        saved = OmegaConf.to_container(OmegaConf.load(saved_path))
-        now = OmegaConf.to_container(cfg)
-        mismatch = config_mismatch(
-            {k: saved.get(k) for k in RUN_IDENTITY_KEYS}, {k: now.get(k) for k in RUN_IDENTITY_KEYS}
-        )
+        try:
+            saved = run_identity(OmegaConf.load(saved_path))
+        except Exception as exc:
+            fail(f"{saved_path}: unreadable ({str(exc).splitlines()[0] if str(exc) else exc})")
+        mismatch = config_mismatch(saved, run_identity(cfg))
         if mismatch:
             fail(f"{run_dir}: cannot resume with a different config ({mismatch})")
 
@@ -214,7 +348,6 @@ def train_task(cfg) -> float | None:
             log.info("already finished, skipped: %s", cfg.paths.output_dir)
         else:
             summary = train(cfg)
-        _check_sweeper_direction(summary)
         return summary.get("optimized_value")
     except Interrupted as exc:
         log.warning("%s", exc)
@@ -245,28 +378,6 @@ def _traceback_to_log_file() -> None:
             handler.handle(record)
 
 
-def _check_sweeper_direction(summary: dict) -> None:
-    """Refuse an optuna direction that contradicts the optimized metric (e.g. maximising a loss)."""
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
-
-    from mtl_cli.launch import direction
-
-    try:
-        sweeper = HydraConfig.get().sweeper
-    except ValueError:  # not launched by Hydra
-        return
-    given = OmegaConf.select(sweeper, "direction", default=None)
-    if "OptunaSweeper" not in str(sweeper.get("_target_", "")) or not isinstance(given, str):
-        return
-    wanted = direction(str(summary.get("optimized_metric")))
-    if given.rsplit(".", 1)[-1] != wanted:
-        raise UserError(
-            f"hydra.sweeper.direction: '{given}' but '{summary.get('optimized_metric')}' should be "
-            f"{wanted}d; pass hydra.sweeper.direction={wanted}"
-        )
-
-
 def eval_task(cfg) -> None:
     from mtl_cli.run import evaluate
 
@@ -286,17 +397,17 @@ def report_task(cfg) -> None:
 
     try:
         runs = find_runs(list(cfg.dirs))
-        summary = summarize(runs, metrics=list(cfg.metrics) if cfg.metrics else None)
+        summary = summarize(
+            runs,
+            metrics=list(cfg.metrics) if cfg.metrics else None,
+            delta_m_over=str(cfg.get("delta_m", "metrics")),
+        )
         out = Path(cfg.out) if cfg.out else Path(cfg.dirs[0])
         paths = write_summary(summary, out)
     except (UserError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     print(format_table(summary))
     print(f"\nwritten: {', '.join(str(p) for p in paths)}")
-
-
-def _quote(path: str) -> str:
-    return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _run(config_name: str, task: Callable, argv: list[str]) -> None:
@@ -325,7 +436,7 @@ def cmd_train(args: list[str]) -> None:
         check_plugins(overrides)
     except UserError as exc:
         fail(str(exc))
-    if not informational & set(flags):
+    if not informational & {f.split("=", 1)[0] for f in flags}:
         overrides = preflight_train(overrides, multirun)
     from mtl_cli import callbacks
 
@@ -338,7 +449,7 @@ def cmd_train(args: list[str]) -> None:
 def cmd_eval(args: list[str]) -> None:
     flags, overrides = split_args(args)
     positional = [a for a in overrides if "=" not in a]
-    overrides = [a for a in overrides if "=" in a] + [f"run={_quote(p)}" for p in positional[:1]]
+    overrides = [a for a in overrides if "=" in a] + [f"run={quote(p)}" for p in positional[:1]]
     if not any(o.startswith("run=") for o in overrides) and "--help" not in flags:
         fail("run: missing; usage: mtl eval run=<run dir> [split=test] [checkpoint=best]")
     _run("eval", eval_task, flags + overrides)
@@ -349,7 +460,7 @@ def cmd_report(args: list[str]) -> None:
     dirs = [a for a in overrides if "=" not in a]
     overrides = [a for a in overrides if "=" in a]
     if dirs:
-        overrides.append("dirs=[" + ",".join(_quote(d) for d in dirs) + "]")
+        overrides.append("dirs=[" + ",".join(quote(d) for d in dirs) + "]")
     if not any(o.startswith("dirs=") for o in overrides) and "--help" not in flags:
         fail("dirs: missing; usage: mtl report <run or sweep dir>... [metrics=[test/*]]")
     _run("report", report_task, flags + overrides)

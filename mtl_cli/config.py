@@ -6,8 +6,6 @@ No torch here: `mtl list` and the CLI's pre-flight check must stay fast.
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import pkgutil
 import re
 from collections.abc import Sequence
 from functools import cache
@@ -15,48 +13,41 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from mtl_cli.choices import CONF_DIR, config_groups, group_choices
 from mtl_cli.errors import UserError
+from mtl_cli.families import family_facts
+from mtl_cli.registry import (
+    CONF_DIR,
+    config_groups,
+    group_choices,
+    schema_choices,
+    schema_classes,
+)
+from mtl_cli.schemas.checks import check_value
 
 __all__ = ["CONF_DIR", "compose", "config_groups", "group_choices", "register_schemas", "validate"]
 CONF_MODULE = "mtl_cli.conf"
 
-#: config sections that must match a run's checkpoint to continue from it
-RUN_IDENTITY_KEYS = ("task", "model", "backbone", "loss", "optim", "seed")
-
-
-def schema_classes() -> list[type]:
-    """Every schema dataclass (one with `group` and `name` class variables) in mtl_cli.schemas."""
-    import mtl_cli.schemas as package
-
-    found = []
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{package.__name__}.{info.name}")
-        for obj in vars(module).values():
-            if (
-                dataclasses.is_dataclass(obj)
-                and isinstance(obj, type)
-                and obj.__module__ == module.__name__
-                and "name" in vars(obj)
-                and "group" in vars(obj)
-            ):
-                found.append(obj)
-    return found
-
 
 @cache
 def register_schemas() -> None:
-    """Store each schema as `schema/<group>/<name>` (the top-level one as `schema/main`)."""
+    """Store every schema as `schema/<group>/<name>` (what YAML presets build on), and each schema
+    that the registry lists as a choice also as `<group>/<name>` (the top-level one as
+    `schema/main`)."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
-    for cls in schema_classes():
-        group = f"schema/{cls.group}" if cls.group else "schema"
-        name = cls.name
-        if "/" in name:  # nested choice, e.g. task "multitask/hershey_alphabets"
+
+    def put(group: str, name: str, node: type) -> None:
+        if "/" in name:  # nested choice, e.g. task "multitask/synthetic_mmoe"
             sub, name = name.rsplit("/", 1)
             group = f"{group}/{sub}"
-        store.store(group=group, name=name, node=cls)
+        store.store(group=group, name=name, node=node)
+
+    for cls in schema_classes():
+        put(f"schema/{cls.group}" if cls.group else "schema", cls.name, cls)
+    for group in config_groups():
+        for choice in schema_choices(group):
+            put(group, choice.name, choice.schema)
 
 
 def compose(overrides: Sequence[str] = (), return_hydra_config: bool = False) -> DictConfig:
@@ -124,27 +115,13 @@ def _schema_of(node: Any) -> type | None:
     return t if t is not None and dataclasses.is_dataclass(t) else None
 
 
-def _check_field(key: str, value: Any, meta: dict) -> None:
-    if value is None:
-        return
-    if "choices" in meta and value not in meta["choices"]:
-        allowed = ", ".join(map(str, meta["choices"]))
-        raise UserError(f"{key}: invalid value '{value}'; allowed: {allowed}")
-    if "min" in meta and value < meta["min"]:
-        raise UserError(f"{key}: {value} is below the minimum {meta['min']}")
-    if "min_exclusive" in meta and value <= meta["min_exclusive"]:
-        raise UserError(f"{key}: {value} must be greater than {meta['min_exclusive']}")
-    if "max" in meta and value > meta["max"]:
-        raise UserError(f"{key}: {value} is above the maximum {meta['max']}")
-
-
 def _walk(node: Any, prefix: str) -> None:
     if isinstance(node, DictConfig):
         schema = _schema_of(node)
         if schema is not None:
             for f in dataclasses.fields(schema):
                 if f.metadata and f.name in node:
-                    _check_field(f"{prefix}{f.name}", node[f.name], dict(f.metadata))
+                    check_value(f"{prefix}{f.name}", node[f.name], dict(f.metadata))
         for key in node.keys():
             if str(key).startswith("_") or key == "hydra":
                 continue
@@ -156,21 +133,27 @@ def _walk(node: Any, prefix: str) -> None:
                 _walk(child, f"{prefix}{key}.")
 
 
+def task_kind(task: Any) -> str:
+    """`classification` or `regression`: the task's `kind` key, else its schema's class variable."""
+    kind = task.get("kind") if isinstance(task, DictConfig) else None
+    return str(kind or getattr(_schema_of(task), "kind", None) or "classification")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check ranges, choices and compatibility of the chosen groups; raise UserError on the first problem."""
     _walk(cfg, "")
     task_schema = _schema_of(cfg.task)
-    family = cfg.task.get("family") or getattr(task_schema, "family", None)
+    family = family_facts(cfg.task.family)
     model_schema = _schema_of(cfg.model)
     families = getattr(model_schema, "families", None)
-    if family and families and family not in families:
+    if families and family.name not in families:
         raise UserError(
-            f"model: '{model_schema.name}' cannot serve the {family} family; "
+            f"model: '{model_schema.name}' cannot serve the {family.name} family; "
             f"it serves: {', '.join(families)}"
         )
     kinds = getattr(model_schema, "kinds", None)
-    kind = cfg.task.get("kind") or getattr(task_schema, "kind", None)
-    if kinds and kind and kind not in kinds:
+    kind = task_kind(cfg.task)
+    if kinds and kind not in kinds:
         raise UserError(
             f"model: '{model_schema.name}' does not do {kind} tasks; it does: {', '.join(kinds)}"
         )
@@ -183,22 +166,22 @@ def validate(cfg: DictConfig) -> None:
             f"but task '{task_schema.name}' gives {input_kind} inputs"
         )
     loss_schema = _schema_of(cfg.loss)
-    loss_families = getattr(loss_schema, "families", ("multitask", "multilabel"))
-    if family and loss_schema is not None and family not in loss_families:
+    if family.single_objective and not getattr(loss_schema, "single_objective", False):
+        allowed = [c.name for c in schema_choices("loss") if c.fact("single_objective", False)]
         raise UserError(
-            f"loss: '{loss_schema.name}' cannot be used with the {family} family; "
-            f"it serves: {', '.join(loss_families)}"
+            f"loss: '{getattr(loss_schema, 'name', cfg.loss.get('_target_'))}' cannot be used "
+            f"with the {family.name} family (one objective per step); allowed: {', '.join(allowed)}"
         )
     if cfg.loss.get("rep_grad"):
-        if family != "multilabel" or not getattr(model_schema, "shared_representation", False):
+        if not family.shared_batch or not getattr(model_schema, "shared_representation", False):
             raise UserError(
                 "loss.rep_grad: true needs one shared batch and a shared representation "
-                "(multilabel family with model=hard_sharing); set loss.rep_grad=false"
+                "(a shared-batch family such as multilabel, with model=hard_sharing); "
+                "set loss.rep_grad=false"
             )
-    trainer = cfg.trainer
-    if trainer.task_sampling != "all" and cfg.task.get("family") == "multilabel":
+    if cfg.trainer.task_sampling != "all" and family.shared_batch:
         raise UserError(
-            "trainer.task_sampling: multi-label tasks share one batch; only 'all' is allowed"
+            f"trainer.task_sampling: {family.name} tasks share one batch; only 'all' is allowed"
         )
     _check_device_string(str(cfg.device))
 

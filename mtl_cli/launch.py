@@ -109,20 +109,33 @@ def direction(metric: str) -> str:
         raise UserError(f"optimized_metric: {exc}") from None
 
 
-def default_metric(cfg: Any) -> str:
-    """The family's first metric (what `select_metric=auto` picks), read from the config without data.
-
-    multilabel: map; regression tasks (`kind: regression` in the task or its schema): mse;
-    otherwise accuracy.
-    """
+def family_metrics(cfg: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(aggregate metrics, per-task Δm metrics) of the config's task family and kind, from
+    mtl_cli.families.family_facts (no data, no torch)."""
     from omegaconf import OmegaConf
 
+    from mtl_cli.config import task_kind
+    from mtl_cli.families import family_facts
+
     task = cfg.task
-    if str(task.get("family")) == "multilabel":
-        return "map"
-    schema = OmegaConf.get_type(task)
-    kind = task.get("kind") or getattr(schema, "kind", None) or "classification"
-    return "mse" if str(kind) == "regression" else "accuracy"
+    family = task.get("family") or getattr(OmegaConf.get_type(task), "family", None)
+    try:
+        facts = family_facts(str(family))
+    except KeyError as exc:
+        raise UserError(f"task.{exc.args[0]}") from None
+    kind = task_kind(task)
+    if kind not in facts.metrics:
+        allowed = ", ".join(facts.metrics)
+        raise UserError(
+            f"task.kind: '{kind}' is not a kind of the {facts.name} family; allowed: {allowed}"
+        )
+    return facts.metrics_of(kind), facts.delta_m_metrics_of(kind)
+
+
+def default_metric(cfg: Any) -> str:
+    """The family's first metric for the task's kind (what `select_metric=auto` picks), read from
+    the config without data (mtl_cli.families.family_facts)."""
+    return family_metrics(cfg)[0][0]
 
 
 #: the plugin module each launcher/sweeper choice needs (the project's presets and the plugins' own)

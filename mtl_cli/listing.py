@@ -1,11 +1,11 @@
-"""`mtl list`: config groups, their choices and one-line descriptions, read from the YAML files (no torch)."""
+"""`mtl list`: config groups, their choices and one-line descriptions, from the registry (no torch)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mtl_cli.choices import choice_description, config_groups, group_choices
 from mtl_cli.errors import UserError
+from mtl_cli.registry import choices, config_groups, find, group_choices
 
 
 def list_choices(args: Sequence[str] = ()) -> str:
@@ -27,10 +27,10 @@ def list_choices(args: Sequence[str] = ()) -> str:
 
 
 def _group(group: str) -> str:
-    choices = group_choices(group)
-    width = max((len(c) for c in choices), default=0)
+    entries = choices(group)
+    width = max((len(c.name) for c in entries), default=0)
     lines = [f"{group}:"]
-    lines += [f"  {c:<{width}}  {choice_description(group, c)}" for c in choices]
+    lines += [f"  {c.name:<{width}}  {c.description}" for c in entries]
     return "\n".join(lines)
 
 
@@ -39,11 +39,12 @@ def _options(group: str, choice: str) -> str:
 
     from mtl_cli.config import compose
 
-    if choice not in group_choices(group):
+    entry = find(group, choice)
+    if entry is None:
         allowed = ", ".join(group_choices(group))
         raise UserError(f"{group}: unknown choice '{choice}'; allowed: {allowed}")
     cfg = compose([f"{group}={choice}", "paths.output_dir=."])
     node = OmegaConf.select(cfg, group.replace("/", "."))
     body = OmegaConf.to_yaml(node).rstrip() if node is not None else "(no options)"
-    head = f"{group}={choice}: {choice_description(group, choice)}"
+    head = f"{group}={choice}: {entry.description}"
     return head + "\n" + "\n".join("  " + line for line in body.splitlines())

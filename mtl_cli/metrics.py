@@ -344,13 +344,25 @@ def delta_m(
     metrics: Mapping[str, float | None],
     baseline: Mapping[str, float | None],
     higher_is_better: Callable[[str], bool] = higher_is_better,
+    over: str = "metrics",
 ) -> float:
     """Δm in % (Maninis et al. 2019; as in Liu et al. 2019, Navon et al. 2022); > 0 is better.
 
-    Δm = (100/K) Σ_k (-1)^{l_k} (M_k - B_k) / B_k over the K keys present in both mappings
-    (l_k = 1 if lower is better). Keys whose value is None in either mapping are skipped;
-    a NaN value gives a NaN result.
+    The relative change of metric k is r_k = (-1)^{l_k} (M_k - B_k) / B_k (l_k = 1 if lower is
+    better), over the keys present in both mappings. `over` picks how they are averaged:
+
+    - "metrics" (default): Δm = (100/K) Σ_k r_k, a flat mean over all K keys of all tasks
+      (Maninis et al. 2019; Navon et al. 2022, Nash-MTL).
+    - "tasks": Δm = (100/T) Σ_t (1/K_t) Σ_{k in t} r_k, the mean over the T tasks of each task's
+      mean over its K_t keys (LibMTL, Lin & Zhang 2023), so a task with many metrics weighs as
+      much as one with a single metric. A key's task is everything before its last "/"
+      ("seg/miou" -> "seg", "test/seg/miou" -> "test/seg"); a key without "/" is its own task.
+
+    The two agree when every task has the same number of metrics. Keys whose value is None in
+    either mapping are skipped; a NaN value gives a NaN result.
     """
+    if over not in ("metrics", "tasks"):
+        raise ValueError(f"over: {over!r}; allowed: 'metrics', 'tasks'")
     keys = [k for k in metrics if k in baseline and metrics[k] is not None]
     keys = [k for k in keys if baseline[k] is not None]
     if not keys:
@@ -364,4 +376,10 @@ def delta_m(
     if zero:
         raise ValueError(f"baseline: {zero[0]!r} is 0; Δm divides by the baseline value")
     sign = np.array([1.0 if higher_is_better(k) else -1.0 for k in keys])
-    return float(100.0 * np.mean(sign * (m - b) / b))
+    relative = sign * (m - b) / b
+    if over == "metrics":
+        return float(100.0 * np.mean(relative))
+    by_task: dict[str, list[float]] = {}
+    for k, r in zip(keys, relative, strict=True):
+        by_task.setdefault(k.rsplit("/", 1)[0], []).append(float(r))
+    return float(100.0 * np.mean([np.mean(v) for v in by_task.values()]))

@@ -1,4 +1,8 @@
-"""Optimizer and learning-rate schedule from the `optim` group (every key acts)."""
+"""Optimizer and learning-rate schedule from the `optim` group (every key acts).
+
+The optimizer is the group's `_target_` with the group's keys; Adam's `decoupled_weight_decay=true`
+is torch's own switch (AdamW's update, Loshchilov & Hutter 2019).
+"""
 
 from __future__ import annotations
 
@@ -6,24 +10,23 @@ import math
 from collections.abc import Iterable
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 SCHEDULE_KEYS = ("scheduler", "warmup_steps", "step_size", "gamma")
 
 
 def build_optimizer(cfg: DictConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """Adam/AdamW or SGD over `params` (the model's and the weighting method's)."""
-    options = {k: v for k, v in cfg.items() if k != "_target_" and k not in SCHEDULE_KEYS}
+    """`optim._target_` (a torch.optim class) over `params` (the model's and the weighting
+    method's), with every key of the group but the schedule's as its keyword arguments."""
+    from hydra.utils import get_class
+
+    options = {
+        k: OmegaConf.to_object(v) if isinstance(v, DictConfig | ListConfig) else v
+        for k, v in cfg.items()
+        if k != "_target_" and k not in SCHEDULE_KEYS
+    }
     params = [p for p in params if p.requires_grad]
-    target = cfg._target_
-    if target == "torch.optim.Adam":
-        decoupled = options.pop("decoupled_weight_decay")
-        options["betas"] = tuple(options["betas"])
-        cls = torch.optim.AdamW if decoupled else torch.optim.Adam
-        return cls(params, **options)
-    if target == "torch.optim.SGD":
-        return torch.optim.SGD(params, **options)
-    raise ValueError(f"optim._target_: unsupported optimizer '{target}'")
+    return get_class(str(cfg._target_))(params, **options)
 
 
 def lr_factor(

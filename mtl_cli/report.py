@@ -20,11 +20,13 @@ from typing import Any
 import numpy as np
 import yaml
 
+from mtl_cli.families import FAMILIES, FamilyFacts
 from mtl_cli.io import atomic_write_text, read_json, read_jsonl
 from mtl_cli.metrics import delta_m, mean_ci
 
 __all__ = [
     "DEFAULT_METRICS",
+    "DELTA_M_CONVENTIONS",
     "RUN_CONTROL_KEYS",
     "MetricStat",
     "Row",
@@ -39,6 +41,17 @@ __all__ = [
 
 DEFAULT_METRICS = ("test/*", "diag/*")
 """Aggregate test metrics ("test/<name>") and run-mean gradient diagnostics ("diag/<name>")."""
+
+DELTA_M_CONVENTIONS = ("metrics", "tasks")
+"""How Δm averages (`summarize(..., delta_m_over=...)`, `mtl report ... delta_m=...`): a flat
+mean over all per-task metrics (Navon et al. 2022), or over tasks of per-task means (LibMTL)."""
+
+_DELTA_M_NOTES = {
+    "metrics": "Δm convention: flat mean over all per-task metrics (delta_m=metrics; "
+    "Navon et al. 2022).",
+    "tasks": "Δm convention: mean over tasks of each task's mean over its metrics "
+    "(delta_m=tasks; LibMTL, Lin & Zhang 2023).",
+}
 
 RUN_CONTROL_KEYS = (
     "hydra",
@@ -59,7 +72,6 @@ MISSING = "(default)"
 
 DASH = "—"
 _RUN_SECTIONS = ("test", "val", "best_val", "best_test", "diag")
-_BASELINE_MODEL = "independent"
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -121,6 +133,7 @@ class Summary:
     failures: list[RunRecord]
     has_delta_m: bool = False
     notes: list[str] = field(default_factory=list)
+    delta_m_over: str = "metrics"  # one of DELTA_M_CONVENTIONS
 
 
 # --------------------------------------------------------------------------- reading runs
@@ -364,9 +377,10 @@ def _baseline_row(row: Row, candidates: list[Row], keys: list[str]) -> Row | Non
     return winners[0] if len(winners) == 1 else None
 
 
-#: per-task metrics that Δm averages, by family (absent: every per-task metric but the loss);
-#: multi-label uses average precision, threshold-free and defined whenever a label has positives
-DELTA_M_METRICS = {"multilabel": ("ap",)}
+def _families_of(runs: Sequence[RunRecord]) -> list[FamilyFacts]:
+    """The facts of the families the `runs` belong to (unknown names are left out)."""
+    names = {str((r.config.get("task") or {}).get("family")) for r in runs}
+    return [FAMILIES[n] for n in sorted(names) if n in FAMILIES]
 
 
 def summarize(
@@ -375,14 +389,21 @@ def summarize(
     group_ignore: Sequence[str] = ("seed",),
     baseline: Mapping[str, float] | None = None,
     delta_m_metrics: Sequence[str] | None = None,
+    delta_m_over: str = "metrics",
 ) -> Summary:
     """Group runs into rows by the override keys that differ; mean ± 95% t CI per metric; Δm.
 
     `metrics` are globs over flat keys ("*" stays inside one "/" component, "**" crosses them;
     None: DEFAULT_METRICS). Δm (Maninis et al. 2019) is against `baseline` if given, else
     against the matching `model=independent` row when the runs include one; it averages the
-    per-task metrics named in `delta_m_metrics` (e.g. ["accuracy"]; None: all but "loss").
+    per-task metrics named in `delta_m_metrics` (e.g. ["accuracy"]; None: all but "loss"), over
+    all of them ("metrics", default) or per task first ("tasks"), as `delta_m_over` says.
     """
+    if delta_m_over not in DELTA_M_CONVENTIONS:
+        raise ValueError(
+            f"delta_m: invalid value {str(delta_m_over)!r}; allowed: "
+            + ", ".join(DELTA_M_CONVENTIONS)
+        )
     if metrics is None:
         metrics = DEFAULT_METRICS
     elif isinstance(metrics, str):
@@ -427,13 +448,18 @@ def summarize(
                 row.stats[name] = stat
 
     summary = Summary(keys, list(metric_names), rows, [r for r in runs if r.status != "finished"])
+    summary.delta_m_over = delta_m_over
     for row in rows:
         summary.notes.extend(_config_drift(row, ignore))
-    if delta_m_metrics is None:
-        families = {str((r.config.get("task") or {}).get("family")) for r in runs}
-        if len(families) == 1:
-            delta_m_metrics = DELTA_M_METRICS.get(families.pop())
-    _add_delta_m(summary, baseline, delta_m_metrics)
+    families = _families_of(runs)
+    if delta_m_metrics is None and len(families) == 1:
+        delta_m_metrics = families[0].delta_m_metrics_any_kind()
+    # runs that do not name their family (hand-made dirs): the single-task model every family
+    # with a baseline agrees on
+    candidates = families or [f for f in FAMILIES.values() if f.baseline_model]
+    baselines = {f.baseline_model for f in candidates}
+    baseline_model = baselines.pop() if len(baselines) == 1 else None
+    _add_delta_m(summary, baseline, delta_m_metrics, baseline_model)
     return summary
 
 
@@ -468,13 +494,17 @@ def _config_drift(row: Row, ignore: Sequence[str]) -> list[str]:
 
 
 def _add_delta_m(
-    summary: Summary, baseline: Mapping[str, float] | None, names: Sequence[str] | None
+    summary: Summary,
+    baseline: Mapping[str, float] | None,
+    names: Sequence[str] | None,
+    baseline_model: str | None,
 ) -> None:
-    """Fill Row.delta_m against `baseline` or the matching independent row; notes say why not."""
+    """Fill Row.delta_m against `baseline` or the matching baseline-model row (the family's
+    single-task model, e.g. independent); notes say why not."""
     independent = [
         row
         for row in summary.rows
-        if row.runs and all(r.model == _BASELINE_MODEL for r in row.runs)
+        if baseline_model and row.runs and all(r.model == baseline_model for r in row.runs)
     ]
     if baseline is None and not independent:
         return
@@ -486,6 +516,7 @@ def _add_delta_m(
             "Δm (%): against the model=independent row with the same other overrides "
             "(Maninis et al. 2019); > 0 is better."
         )
+    summary.notes.append(_DELTA_M_NOTES[summary.delta_m_over])
     problems: dict[str, None] = {}
     for row in summary.rows:
         if baseline is not None:
@@ -500,7 +531,7 @@ def _add_delta_m(
         if not mine:
             continue
         try:
-            value = delta_m(mine, base)
+            value = delta_m(mine, base, over=summary.delta_m_over)
         except ValueError as exc:
             problems[str(exc)] = None
             continue

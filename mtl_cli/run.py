@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from mtl_cli import __version__
 from mtl_cli.checkpoint import load_checkpoint, save_checkpoint
-from mtl_cli.checkpoint_compare import config_mismatch
-from mtl_cli.config import RUN_IDENTITY_KEYS, validate
+from mtl_cli.checkpoint_compare import config_mismatch, refuse_existing_run, run_identity
+from mtl_cli.checkpoint_compare import plain as _plain
+from mtl_cli.config import validate
 from mtl_cli.device import resolve_device
 from mtl_cli.errors import UserError
 from mtl_cli.families import family_class
@@ -89,12 +90,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _plain(node: Any) -> Any:
-    if isinstance(node, DictConfig | ListConfig):
-        return OmegaConf.to_container(node, resolve=True)
-    return node
-
-
 def run_choices(cfg: DictConfig) -> dict[str, str]:
     """Group choices of this run (task, model, loss, ...), from Hydra when it launched us."""
     try:
@@ -141,14 +136,14 @@ def build_family(cfg: DictConfig, device: torch.device):
 
 
 def build_weighting(cfg: DictConfig, family) -> torch.nn.Module:
+    """`loss._target_` with its own settings, then the run's tasks through the `setup` hook."""
     from hydra.utils import instantiate
 
-    return instantiate(
-        cfg.loss,
-        num_tasks=len(family.task_names),
-        task_names=list(family.task_names),
-        steps_per_epoch=int(cfg.trainer.eval_every),
-    )
+    from mtl_cli.loss.base import TaskSetup
+
+    method = instantiate(cfg.loss)
+    tasks = TaskSetup(tuple(family.task_names), steps_per_epoch=int(cfg.trainer.eval_every))
+    return method.setup(tasks)
 
 
 def versions() -> dict[str, str]:
@@ -163,6 +158,15 @@ def versions() -> dict[str, str]:
     }
 
 
+def restore_rng(generator: torch.Generator, rng: dict[str, Any]) -> None:
+    """Set the run's generator and torch's global RNGs from a checkpoint's `rng` entry, wherever
+    the checkpoint was loaded: every RNG state must be a CPU ByteTensor."""
+    generator.set_state(rng["generator"].cpu())
+    torch.set_rng_state(rng["torch"].cpu())
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+
+
 class Run:
     """One training run: model, optimizer, weighting and sampler state, with checkpoint/resume."""
 
@@ -172,11 +176,7 @@ class Run:
         self.out = prepare_output_dir(cfg.paths.output_dir)
         self.last_path = self.out / "checkpoints" / "last.pt"
         self.best_path = self.out / "checkpoints" / "best.pt"
-        if self.last_path.exists() and not cfg.trainer.resume:
-            raise UserError(
-                f"trainer.resume=false but {self.out} already holds a run (checkpoints/last.pt); "
-                "pick another run dir or pass trainer.resume=true"
-            )
+        refuse_existing_run(self.out, bool(cfg.trainer.resume))
         threads = job_threads(int(cfg.trainer.threads), hydra_launcher(), available_cores())
         if threads:  # trainer.threads, else cores / parallel jobs of the launcher
             torch.set_num_threads(threads)
@@ -189,7 +189,7 @@ class Run:
         self.optimizer = build_optimizer(cfg.optim, params)
         self.scheduler = build_scheduler(cfg.optim, self.optimizer, int(cfg.trainer.steps))
         self.generator = torch.Generator().manual_seed(int(cfg.seed))
-        self.identity = {k: _plain(cfg.get(k)) for k in RUN_IDENTITY_KEYS}
+        self.identity = run_identity(cfg)
         self.step = 0
         self.best: dict[str, Any] = {"step": None, "value": None, "val": {}}
         select = str(cfg.trainer.select_metric)
@@ -221,7 +221,8 @@ class Run:
         }
 
     def restore(self, path: Path) -> None:
-        state = load_checkpoint(path, map_location=self.device)
+        # on the CPU: RNG states must be CPU ByteTensors; load_state_dict moves the rest
+        state = load_checkpoint(path, map_location="cpu")
         mismatch = config_mismatch(state.get("identity", {}), self.identity)
         if mismatch:
             raise UserError(f"{path}: made with a different config ({mismatch})")
@@ -234,10 +235,7 @@ class Run:
         except (RuntimeError, KeyError, ValueError) as exc:
             reason = str(exc).splitlines()[0][:160]
             raise UserError(f"{path}: does not fit this model ({reason})") from None
-        self.generator.set_state(state["rng"]["generator"])
-        torch.set_rng_state(state["rng"]["torch"].cpu())
-        if state["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
+        restore_rng(self.generator, state["rng"])
         self.step = int(state["step"])
         self.best = state["best"]
         self.running = state["running"].cpu()
@@ -263,16 +261,16 @@ class Run:
         return value < self.best["value"]
 
 
-def _diagnostics(model, losses: torch.Tensor, tasks: list[int]) -> dict[str, float]:
-    """Conflict statistics of the task gradients on the shared parameters (no update)."""
-    from mtl_cli.weighting.diagnostics import gradient_conflict_stats
-    from mtl_cli.weighting.task_gradients import task_gradients
+def _diagnostics(weighting) -> dict[str, float]:
+    """Conflict statistics of the step's task gradients on the shared parameters: the matrix G
+    the weighting method left in `last_gradients` (computed once per step, also when the method
+    itself needed it)."""
+    from mtl_cli.loss.diagnostics import gradient_conflict_stats
 
-    shared = getattr(model, "shared_parameters", lambda: [])()
-    if len(losses) < 2 or not shared:
+    G = weighting.last_gradients
+    if G is None or G.shape[0] < 2:
         return {}
-    grads = task_gradients(losses, shared, retain_graph=True)
-    stats = gradient_conflict_stats(grads, list(tasks))
+    stats = gradient_conflict_stats(G, list(weighting.last_tasks))
     return {f"diag/{k}": float(v) for k, v in stats.items()}
 
 
@@ -332,9 +330,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 run.optimizer.zero_grad(set_to_none=True)
                 losses, tasks, rep = run.family.train_losses(run.model, run.generator)
                 evaluating = (run.step + 1) % eval_every == 0 or run.step + 1 == steps
-                wanted = evaluating and trainer.diagnostics
-                diag = _diagnostics(run.model, losses, tasks) if wanted else {}
+                run.weighting.keep_task_gradients = evaluating and trainer.diagnostics
                 stats = run.weighting.backward(losses, tasks, run.model, rep)
+                diag = _diagnostics(run.weighting) if run.weighting.keep_task_gradients else {}
                 if clip > 0:
                     torch.nn.utils.clip_grad_norm_(run.model.parameters(), clip)
                 run.optimizer.step()

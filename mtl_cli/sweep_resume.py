@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mtl_cli.checkpoint_compare import IDENTITY_SECTIONS, RUN_CONTROL_KEYS
 from mtl_cli.errors import UserError
+from mtl_cli.overrides import key, merge_overrides, quote
 
 RESUME_KEYS = ("resume_sweep", "+resume_sweep", "++resume_sweep")
 #: Hydra overrides of the first launch that are not copied: the sweep dir is pinned instead
@@ -51,8 +53,6 @@ def resume_overrides(sweep_dir: Path, extra: Sequence[str]) -> list[str]:
     """
     from omegaconf import OmegaConf
 
-    from mtl_cli.cli import merge_overrides
-
     saved_path = sweep_dir / "multirun.yaml"
     if not sweep_dir.is_dir():
         raise UserError(f"resume_sweep: {sweep_dir} does not exist or is not a directory")
@@ -77,22 +77,33 @@ def resume_overrides(sweep_dir: Path, extra: Sequence[str]) -> list[str]:
         raise UserError(
             f"resume_sweep: {sweep_dir} was made by a search sweeper; only grid sweeps resume"
         )
-    pinned = ["trainer.resume=true", f"hydra.sweep.dir={_quote(str(sweep_dir))}"]
+    changing = [o for o in extra if _changes_runs(o) and o not in task]
+    if changing:
+        raise UserError(
+            f"resume_sweep: '{changing[0]}' would change the runs of {sweep_dir} (their "
+            "checkpoints hold another config); allowed: keys outside the run identity, e.g. "
+            "device, hydra/launcher, " + ", ".join(f"trainer.{k}" for k in RUN_CONTROL_KEYS)
+        )
+    pinned = ["trainer.resume=true", f"hydra.sweep.dir={quote(str(sweep_dir))}"]
     return merge_overrides(hydra + task, list(extra) + pinned)
 
 
-def _quote(path: str) -> str:
-    return "'" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"
+def _changes_runs(override: str) -> bool:
+    """Whether an override may change a job's run identity (checkpoint_compare.run_identity)."""
+    name = key(override)
+    root = name.split(".", 1)[0].split("/", 1)[0]
+    if root == "trainer" and name.count(".") == 1:
+        return name.split(".", 1)[1] not in RUN_CONTROL_KEYS
+    return root in (*IDENTITY_SECTIONS, "trainer", "experiment", "hparams_search")
 
 
 def finished_summary(cfg: Any) -> dict[str, Any] | None:
     """The metrics.json of the run dir when it holds a finished run of this same config, else None.
 
-    Same config = same identity sections (task, model, ..., seed) as its checkpoint, and at least
-    `trainer.steps` steps done; a run stopped early or made by another config is not skipped.
+    Same config = the same run identity as its checkpoint (checkpoint_compare.run_identity: task,
+    model, ..., seed and the trainer but its run-control keys), and at least `trainer.steps` steps
+    done; a run stopped early or made by another config is not skipped.
     """
-    from omegaconf import DictConfig, OmegaConf
-
     from mtl_cli.io import read_json
 
     out = Path(cfg.paths.output_dir)
@@ -110,13 +121,9 @@ def finished_summary(cfg: Any) -> dict[str, Any] | None:
     if not last.is_file():
         return None
     from mtl_cli.checkpoint import load_checkpoint
-    from mtl_cli.checkpoint_compare import config_mismatch
-    from mtl_cli.config import RUN_IDENTITY_KEYS
+    from mtl_cli.checkpoint_compare import config_mismatch, run_identity
 
-    def plain(node: Any) -> Any:
-        return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-
-    identity = {k: plain(cfg.get(k)) for k in RUN_IDENTITY_KEYS}
+    identity = run_identity(cfg)
     try:
         state = load_checkpoint(last)
     except UserError:  # unreadable: let the run itself report it
@@ -127,7 +134,8 @@ def finished_summary(cfg: Any) -> dict[str, Any] | None:
 
 
 def record_failure(out_dir: str | Path, message: str) -> None:
-    """Mark a failed job in its metrics.json (status failed, error) unless the run already did."""
+    """Mark a failed job in its metrics.json (status failed, error) unless the run already wrote
+    how it ended: a finished run's results (or a failed/interrupted run's own record) stay."""
     from mtl_cli.io import read_json, write_json
 
     path = Path(out_dir) / "metrics.json"
@@ -137,5 +145,5 @@ def record_failure(out_dir: str | Path, message: str) -> None:
         status = read_json(path).get("status") if path.is_file() else None
     except (ValueError, AttributeError):
         status = None
-    if status not in ("failed", "interrupted"):
+    if status not in ("finished", "failed", "interrupted"):
         write_json(path, {"status": "failed", "error": message})

@@ -244,3 +244,58 @@ def test_delta_m_errors():
         delta_m({"a/accuracy": 1.0}, {"b/accuracy": 1.0})
     with pytest.raises(ValueError, match="'a/accuracy' is 0"):
         delta_m({"a/accuracy": 1.0}, {"a/accuracy": 0.0})
+    with pytest.raises(ValueError, match=r"over: 'task'; allowed: 'metrics', 'tasks'"):
+        delta_m({"a/accuracy": 1.0}, {"a/accuracy": 1.0}, over="task")
+
+
+# An NYUv2-like table: 3 tasks with a 2/2/5 metric split, mixed directions.
+NYU_BASELINE = {
+    "seg/miou": 0.40,
+    "seg/acc": 0.80,
+    "depth/abs_error": 0.50,
+    "depth/rel_error": 0.20,
+    "normal/mean_error": 20.0,
+    "normal/median_error": 16.0,
+    "normal/within_11_acc": 0.25,
+    "normal/within_22_acc": 0.50,
+    "normal/within_30_acc": 0.625,
+}
+NYU_MODEL = {
+    "seg/miou": 0.42,  # higher better: +0.02 / 0.40 = +5 %
+    "seg/acc": 0.82,  # higher better: +0.02 / 0.80 = +2.5 %
+    "depth/abs_error": 0.45,  # lower better: -(-0.05 / 0.50) = +10 %
+    "depth/rel_error": 0.22,  # lower better: -(+0.02 / 0.20) = -10 %
+    "normal/mean_error": 21.0,  # lower better: -(1 / 20) = -5 %
+    "normal/median_error": 17.0,  # lower better: -(1 / 16) = -6.25 %
+    "normal/within_11_acc": 0.24,  # higher better: -0.01 / 0.25 = -4 %
+    "normal/within_22_acc": 0.49,  # higher better: -0.01 / 0.50 = -2 %
+    "normal/within_30_acc": 0.60,  # higher better: -0.025 / 0.625 = -4 %
+}
+# Task sums: seg 5 + 2.5 = 7.5; depth 10 - 10 = 0; normal -5 - 6.25 - 4 - 2 - 4 = -21.25.
+# metrics (flat, Navon et al. 2022): (7.5 + 0 - 21.25) / 9 = -13.75 / 9 = -1.52777... %
+# tasks (LibMTL): (7.5 / 2 + 0 / 2 - 21.25 / 5) / 3 = (3.75 + 0 - 4.25) / 3 = -0.16666... %
+NYU_DELTA_M_METRICS = -13.75 / 9
+NYU_DELTA_M_TASKS = -0.5 / 3
+
+
+def test_delta_m_two_conventions_on_a_2_2_5_metric_split():
+    assert [higher_is_better(k) for k in NYU_MODEL] == [True, True] + [False] * 4 + [True] * 3
+    assert delta_m(NYU_MODEL, NYU_BASELINE) == pytest.approx(NYU_DELTA_M_METRICS)
+    assert delta_m(NYU_MODEL, NYU_BASELINE, over="metrics") == pytest.approx(-1.527777777)
+    assert delta_m(NYU_MODEL, NYU_BASELINE, over="tasks") == pytest.approx(NYU_DELTA_M_TASKS)
+    assert delta_m(NYU_MODEL, NYU_BASELINE, higher_is_better, "tasks") == pytest.approx(
+        -0.166666667
+    )
+    # a split prefix ("test/") is part of every task name and changes nothing
+    test_model = {f"test/{k}": v for k, v in NYU_MODEL.items()}
+    test_base = {f"test/{k}": v for k, v in NYU_BASELINE.items()}
+    assert delta_m(test_model, test_base, over="tasks") == pytest.approx(NYU_DELTA_M_TASKS)
+    # equal metric counts per task: both conventions agree (seg and depth only, 2 + 2)
+    two = [k for k in NYU_MODEL if not k.startswith("normal/")]
+    sub_model, sub_base = {k: NYU_MODEL[k] for k in two}, {k: NYU_BASELINE[k] for k in two}
+    assert delta_m(sub_model, sub_base, over="tasks") == pytest.approx(7.5 / 4)
+    assert delta_m(sub_model, sub_base) == pytest.approx(7.5 / 4)
+    # keys without "/" are tasks of their own: a flat mean again
+    assert delta_m({"a": 2.0, "b": 1.0}, {"a": 1.0, "b": 2.0}, lambda k: True, "tasks") == (
+        pytest.approx(100 * (1.0 - 0.5) / 2)
+    )

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
@@ -20,6 +19,7 @@ from mtl_cli.models.cross_stitch import CrossStitch, CrossStitchUnit
 from mtl_cli.models.hard_sharing import HardSharing
 from mtl_cli.models.independent import Independent
 from mtl_cli.models.mmoe import MMoE
+from mtl_cli.registry import find, schema_choices
 from mtl_cli.schemas import backbone as backbone_schemas
 from mtl_cli.schemas import model as model_schemas
 
@@ -369,7 +369,9 @@ def test_default_parameter_counts_known_answers():
 
 @pytest.mark.parametrize("cls", [ConvNet, LeNet, Conv4])
 def test_image_backbones_refuse_vector_inputs(cls):
-    with pytest.raises(ValueError, match=rf"backbone={cls.name}: needs an image input.*\(12,\)"):
+    with pytest.raises(
+        ValueError, match=rf"backbone={cls.schema.name}: needs an image input.*\(12,\)"
+    ):
         cls(VECTOR)
     with pytest.raises(ValueError, match="too small"):
         cls((1, 3, 3))
@@ -410,19 +412,19 @@ SCHEMAS = [
 
 @pytest.fixture
 def hydra_conf():
+    from mtl_cli.config import register_schemas
+
     GlobalHydra.instance().clear()
-    store = ConfigStore.instance()
-    for cls in SCHEMAS:
-        store.store(group=f"schema/{cls.group}", name=cls.name, node=cls)
+    register_schemas()  # the registry's schema choices, as `mtl train` composes them
     with initialize_config_dir(str(CONF), version_base="1.3"):
         yield
     GlobalHydra.instance().clear()
 
 
 @pytest.mark.parametrize(
-    "model", ["independent", "hard_sharing", "conditioned", "cross_stitch", "mmoe"]
+    "model", [c.name for c in schema_choices("model") if "multitask" in c.fact("families", ())]
 )
-@pytest.mark.parametrize("backbone", ["mlp", "conv", "lenet", "conv4"])
+@pytest.mark.parametrize("backbone", [c.name for c in schema_choices("backbone")])
 def test_configs_compose_and_instantiate_like_the_trainer(hydra_conf, model, backbone):
     cfg = compose(overrides=[f"+model={model}", f"+backbone={backbone}"])
     shape = IMAGE
@@ -456,12 +458,11 @@ def test_config_overrides_reach_the_model(hydra_conf):
     assert net.backbone.blocks[2][0].in_channels == 8 + 2  # one-hot of 2 tasks as channels
 
 
-def test_yaml_first_lines_and_schema_choices_match_the_code():
+def test_every_model_and_backbone_is_a_registry_choice_citing_its_paper():
     for cls in SCHEMAS:
-        path = CONF / cls.group / f"{cls.name}.yaml"
-        first = path.read_text().splitlines()[0]
-        assert re.match(r"^# .+\(.*\d{4}\)$", first), path
-        assert f"/schema/{cls.group}/{cls.name}@_here_" in path.read_text()
+        choice = find(cls.group, cls.name)
+        assert choice is not None and choice.schema is cls and choice.preset is None, cls.name
+        assert re.search(r"\(.*\d{4}.*\)\.?$", choice.description), choice.description
         assert cls.group in ("model", "backbone")
     conditioned = {f.name: f for f in dataclasses.fields(model_schemas.ConditionedModel)}
     assert tuple(conditioned["conditioning"].metadata["choices"]) == CONDITIONINGS

@@ -17,20 +17,20 @@ from torch import nn
 
 from mtl_cli.config import compose
 from mtl_cli.errors import UserError
-from mtl_cli.families.data import MultiLabelData, TaskSplit
+from mtl_cli.families import family_facts
 from mtl_cli.families.multilabel import MultiLabelFamily
+from mtl_cli.families.task_data import MultiLabelData, TaskSplit
 from mtl_cli.io import read_jsonl
+from mtl_cli.registry import schema_choices
 from mtl_cli.run import build_family, train
 from tests.conftest import mtl, tiny, tiny_cli
 from tests.fakes import write_fake_fashion_mnist
 
-MODELS = ("independent", "hard_sharing", "conditioned", "cross_stitch", "mmoe")
-LOSSES = (
-    "equal", "static", "uncertainty", "dwa", "gradnorm", "mgda",
-    "pcgrad", "cagrad", "imtl", "nash", "rlw", "worst_case",
-)  # fmt: skip
-AGGREGATES = ("map", "macro_f1", "micro_f1", "subset_accuracy", "hamming_loss", "loss")
-#: 11 shape attributes (docs/data/hershey.md) + 6 alphabet-group labels (tasks/hershey.py)
+#: every model and loss choice that serves the multi-label family, from the registry
+MODELS = [c.name for c in schema_choices("model") if "multilabel" in c.fact("families", ())]
+LOSSES = [c.name for c in schema_choices("loss")]
+AGGREGATES = family_facts("multilabel").metrics_of("classification")
+#: 11 shape attributes (docs/data/hershey.md) + 6 alphabet-group labels (tasks/multilabel/hershey_attributes.py)
 HERSHEY_LABELS = [
     "many_strokes", "closed_loop", "curved", "symmetric_lr", "symmetric_tb", "crossing", "tall",
     "wide", "has_dot", "long_ink", "straight_only", "group_latin", "group_greek",

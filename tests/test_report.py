@@ -278,3 +278,96 @@ def test_runs_of_one_row_composed_from_different_config_files_are_flagged(tmp_pa
         yaml.safe_dump({"seed": 2, "paths": {"output_dir": "x"}, "trainer": {"steps": 1000}})
     )  # seeds and paths differ by design: no warning
     assert not [n for n in summarize(find_runs([tmp_path])).notes if n.startswith("Warning")]
+
+
+# An NYUv2-like 3-task table with a 2/2/5 metric split (the numbers of docs/report.md and of
+# tests/test_metrics.py): baseline = the independent row, model = the hard_sharing row.
+NYU_BASELINE = {
+    "seg/miou": 0.40,
+    "seg/acc": 0.80,
+    "depth/abs_error": 0.50,
+    "depth/rel_error": 0.20,
+    "normal/mean_error": 20.0,
+    "normal/median_error": 16.0,
+    "normal/within_11_acc": 0.25,
+    "normal/within_22_acc": 0.50,
+    "normal/within_30_acc": 0.625,
+}
+NYU_MODEL = {
+    "seg/miou": 0.42,  # +5 %
+    "seg/acc": 0.82,  # +2.5 %
+    "depth/abs_error": 0.45,  # lower is better: +10 %
+    "depth/rel_error": 0.22,  # lower is better: -10 %
+    "normal/mean_error": 21.0,  # lower is better: -5 %
+    "normal/median_error": 17.0,  # lower is better: -6.25 %
+    "normal/within_11_acc": 0.24,  # -4 %
+    "normal/within_22_acc": 0.49,  # -2 %
+    "normal/within_30_acc": 0.60,  # -4 %
+}
+# metrics: (5 + 2.5 + 10 - 10 - 5 - 6.25 - 4 - 2 - 4) / 9 = -13.75 / 9 = -1.5278 %
+# tasks: ((5 + 2.5) / 2 + (10 - 10) / 2 + (-21.25) / 5) / 3 = (3.75 + 0 - 4.25) / 3 = -0.1667 %
+NYU_DELTA_M_METRICS = -13.75 / 9
+NYU_DELTA_M_TASKS = -0.5 / 3
+
+
+@pytest.fixture
+def nyu_sweep(tmp_path: Path) -> Path:
+    """2 models x 2 seeds with equal values per seed (so seed means are the table values)."""
+    root = tmp_path / "nyu"
+    job = 0
+    for model, per_task in (("hard_sharing", NYU_MODEL), ("independent", NYU_BASELINE)):
+        for seed in range(2):
+            metrics = {"status": "finished", "error": None, "seed": seed, "model": model}
+            metrics["test"] = {"loss": 1.0, "seg/loss": 0.5, **per_task}
+            make_run(root / str(job), [f"model={model}", f"seed={seed}"], model, metrics)
+            job += 1
+    return root
+
+
+def test_summarize_delta_m_over_tasks_differs_from_the_default(nyu_sweep: Path):
+    runs = find_runs([nyu_sweep])
+    default = summarize(runs)
+    hard, indep = default.rows
+    assert hard.delta_m == pytest.approx(NYU_DELTA_M_METRICS)
+    assert summarize(runs, delta_m_over="metrics").rows[0].delta_m == hard.delta_m
+    tasks = summarize(runs, delta_m_over="tasks")
+    assert tasks.rows[0].delta_m == pytest.approx(NYU_DELTA_M_TASKS)
+    assert tasks.rows[1].delta_m == pytest.approx(0.0) and indep.delta_m == pytest.approx(0.0)
+    assert abs(tasks.rows[0].delta_m - hard.delta_m) > 1.0
+    assert "flat mean over all per-task metrics (delta_m=metrics" in format_table(default)
+    text = format_table(tasks)
+    assert "mean over tasks of each task's mean over its metrics (delta_m=tasks" in text
+    assert "delta_m=metrics" not in text
+    assert "| hard_sharing | 2 | 0 | 1 ± 0 | -0.17 |" in text
+    with pytest.raises(
+        ValueError, match=r"^delta_m: invalid value 'task'; allowed: metrics, tasks$"
+    ):
+        summarize(runs, delta_m_over="task")
+
+
+def test_summary_csv_delta_m_follows_the_convention(nyu_sweep: Path, tmp_path: Path):
+    runs = find_runs([nyu_sweep])
+    for over, expected in (("metrics", NYU_DELTA_M_METRICS), ("tasks", NYU_DELTA_M_TASKS)):
+        out = tmp_path / over
+        out.mkdir()
+        csv_path, _ = write_summary(summarize(runs, delta_m_over=over), out)
+        with csv_path.open() as f:
+            rows = list(csv.DictReader(f))
+        header = ["model", "n", "failed", "test/loss_mean", "test/loss_ci95", "test/loss_n"]
+        assert list(rows[0]) == [*header, "delta_m"]
+        assert float(rows[0]["delta_m"]) == pytest.approx(expected)
+        assert float(rows[1]["delta_m"]) == pytest.approx(0.0)
+
+
+def test_mtl_report_delta_m_option(nyu_sweep: Path, tmp_path: Path):
+    from tests.conftest import mtl
+
+    result = mtl("report", str(nyu_sweep), "delta_m=tasks", cwd=tmp_path, check=True)
+    assert "(delta_m=tasks; LibMTL, Lin & Zhang 2023)" in result.stdout
+    assert "| hard_sharing | 2 | 0 | 1 ± 0 | -0.17 |" in result.stdout
+    result = mtl("report", str(nyu_sweep), cwd=tmp_path, check=True)  # default: metrics
+    assert "(delta_m=metrics; Navon et al. 2022)" in result.stdout
+    assert "| hard_sharing | 2 | 0 | 1 ± 0 | -1.53 |" in result.stdout
+    result = mtl("report", str(nyu_sweep), "delta_m=foo", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == "mtl: error: delta_m: invalid value 'foo'; allowed: metrics, tasks\n"

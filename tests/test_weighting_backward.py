@@ -7,20 +7,20 @@ import pytest
 import torch
 from torch import nn
 
+from mtl_cli.loss.base import REP_GRAD_ERROR, TaskSetup
+from mtl_cli.loss.cagrad import CAGrad
+from mtl_cli.loss.equal import Equal
+from mtl_cli.loss.gradnorm import GradNorm
+from mtl_cli.loss.imtl import IMTL
+from mtl_cli.loss.mgda import MGDA
+from mtl_cli.loss.nash import NashMTL
+from mtl_cli.loss.pcgrad import PCGrad
+from mtl_cli.loss.rlw import RLW
+from mtl_cli.loss.static import Static
+from mtl_cli.loss.uncertainty import Uncertainty
+from mtl_cli.loss.worst_case import WorstCase
 from mtl_cli.models.base import MultiTaskModel
-from mtl_cli.weighting.base import REP_GRAD_ERROR
-from mtl_cli.weighting.cagrad import CAGrad
-from mtl_cli.weighting.dwa import DWA
-from mtl_cli.weighting.equal import Equal
-from mtl_cli.weighting.gradnorm import GradNorm
-from mtl_cli.weighting.imtl import IMTL
-from mtl_cli.weighting.mgda import MGDA
-from mtl_cli.weighting.nash import NashMTL
-from mtl_cli.weighting.pcgrad import PCGrad
-from mtl_cli.weighting.rlw import RLW
-from mtl_cli.weighting.static import Static
-from mtl_cli.weighting.uncertainty import Uncertainty
-from mtl_cli.weighting.worst_case import WorstCase
+from mtl_cli.registry import schema_choices
 
 
 class Tiny(MultiTaskModel):
@@ -88,9 +88,11 @@ def test_gradient_method_leaves_exact_grads(method_cls, shared_batch):
     tasks = [2, 0, 1]
     G = _manual_task_grads(model, batches, tasks, shared_batch, "params")
     losses, _ = _losses(model, batches, tasks, shared_batch)
-    expected_shared = copy.deepcopy(method_cls(3)).aggregate(G, losses.detach())
+    expected_shared = copy.deepcopy(method_cls().setup(TaskSetup.count(3))).aggregate(
+        G, losses.detach()
+    )
 
-    method = method_cls(3)
+    method = method_cls().setup(TaskSetup.count(3))
     model.zero_grad()
     diagnostics = method.backward(losses, tasks, model)
     torch.testing.assert_close(_flat(p.grad for p in model.shared_parameters()), expected_shared)
@@ -116,13 +118,15 @@ def test_rep_grad_combines_gradients_of_the_representation(method_cls):
     batches = _batches()
     tasks = [0, 1, 2]
     Gz = _manual_task_grads(model, batches, tasks, True, "z")
-    dz = method_cls(3, rep_grad=True).aggregate(Gz, torch.ones(3))
+    dz = method_cls(rep_grad=True).setup(TaskSetup.count(3)).aggregate(Gz, torch.ones(3))
     _, z = _losses(model, batches, tasks, True)
     expected = torch.autograd.grad(z, model.shared_parameters(), grad_outputs=dz.view_as(z))
 
     model.zero_grad()
     losses, z = _losses(model, batches, tasks, True)
-    method_cls(3, rep_grad=True).backward(losses, tasks, model, representation=z)
+    method_cls(rep_grad=True).setup(TaskSetup.count(3)).backward(
+        losses, tasks, model, representation=z
+    )
     torch.testing.assert_close(_flat(p.grad for p in model.shared_parameters()), _flat(expected))
     assert all(p.grad is not None for p in model.heads.parameters())
 
@@ -131,17 +135,23 @@ def test_rep_grad_without_representation_is_refused():
     model = Tiny()
     losses, _ = _losses(model, _batches(), [0, 1, 2], False)
     with pytest.raises(ValueError, match="loss.rep_grad=true needs a model with a shared"):
-        MGDA(3, rep_grad=True).backward(losses, [0, 1, 2], model)
+        MGDA(rep_grad=True).setup(TaskSetup.count(3)).backward(losses, [0, 1, 2], model)
     assert "multi-label" in REP_GRAD_ERROR
 
 
 @pytest.mark.parametrize(
     ("make", "weights"),
     [
-        (lambda: Equal(3), [0.5, 0.5]),  # mean over the 2 tasks of the step
-        (lambda: Equal(3, reduction="sum"), [1.0, 1.0]),
-        (lambda: Static(3, weights={"c": 3.0}, task_names=["a", "b", "c"]), [3.0, 1.0]),
-        (lambda: Uncertainty(3, init_log_variance=1.0), [torch.e**-1, torch.e**-1]),
+        (
+            lambda: Equal().setup(TaskSetup.count(3)),
+            [0.5, 0.5],
+        ),  # mean over the 2 tasks of the step
+        (lambda: Equal(reduction="sum").setup(TaskSetup.count(3)), [1.0, 1.0]),
+        (lambda: Static(weights={"c": 3.0}).setup(TaskSetup(tuple(["a", "b", "c"]))), [3.0, 1.0]),
+        (
+            lambda: Uncertainty(init_log_variance=1.0).setup(TaskSetup.count(3)),
+            [torch.e**-1, torch.e**-1],
+        ),
     ],
 )
 def test_loss_weighting_backward_is_the_weighted_sum(make, weights):
@@ -165,7 +175,7 @@ def test_loss_weighting_backward_is_the_weighted_sum(make, weights):
 
 def test_uncertainty_leaves_grad_on_its_log_variances():
     model = Tiny()
-    method = Uncertainty(3)
+    method = Uncertainty().setup(TaskSetup.count(3))
     losses, _ = _losses(model, _batches(), [0, 1, 2], False)
     method.backward(losses, [0, 1, 2], model)
     # d/ds (exp(-s) L + s) at s=0 is 1 - L
@@ -180,7 +190,7 @@ def test_gradient_method_on_model_without_shared_parameters():
     model = Independent()
     model.trunk.requires_grad_(False)
     losses, _ = _losses(model, _batches(), [0, 1, 2], False)
-    diagnostics = MGDA(3).backward(losses, [0, 1, 2], model)
+    diagnostics = MGDA().setup(TaskSetup.count(3)).backward(losses, [0, 1, 2], model)
     assert diagnostics == {"weight/0": 1.0, "weight/1": 1.0, "weight/2": 1.0}
     assert all(p.grad is not None for p in model.heads.parameters())
 
@@ -197,18 +207,29 @@ def test_bad_task_indices_are_refused(tasks, message):
     model = Tiny()
     losses, _ = _losses(model, _batches(), [0, 1, 2], False)
     with pytest.raises(ValueError, match=message):
-        Equal(3).backward(losses, tasks, model)
+        Equal().setup(TaskSetup.count(3)).backward(losses, tasks, model)
 
 
 # --------------------------------------------------------------------- state round-trips
 
-STATEFUL = {
-    "pcgrad": lambda: PCGrad(3, seed=5),
-    "rlw": lambda: RLW(3, seed=5),
-    "dwa": lambda: DWA(3, period=2),
-    "gradnorm": lambda: GradNorm(3),
-    "nash": lambda: NashMTL(3, update_weights_every=2),
-    "uncertainty": lambda: Uncertainty(3),
+
+def _registry_method(name: str):
+    """`loss=<name>` with its defaults, as the trainer builds it (a 2-step epoch for DWA)."""
+    from hydra.utils import instantiate
+
+    from mtl_cli.config import compose
+
+    cfg = compose([f"loss={name}", "paths.output_dir=."])
+    return instantiate(cfg.loss).setup(TaskSetup.count(3, steps_per_epoch=2))
+
+
+#: every method of the registry (stateless ones pass trivially), plus non-default settings whose
+#: state differs: seeded generators, Nash-MTL reusing its weights
+STATEFUL = {c.name: (lambda name=c.name: _registry_method(name)) for c in schema_choices("loss")}
+STATEFUL |= {
+    "pcgrad-seeded": lambda: PCGrad(seed=5).setup(TaskSetup.count(3)),
+    "rlw-seeded": lambda: RLW(seed=5).setup(TaskSetup.count(3)),
+    "nash-reuse": lambda: NashMTL(update_weights_every=2).setup(TaskSetup.count(3)),
 }
 
 
@@ -245,7 +266,7 @@ def test_state_dict_round_trip_resumes_bit_identically(name):
 
 
 def test_gradnorm_uses_its_own_optimizer_not_the_trainers():
-    method = GradNorm(3)
+    method = GradNorm().setup(TaskSetup.count(3))
     assert list(method.parameters()) == []
     model = Tiny()
     _run(method, model, 3, 0)
@@ -258,6 +279,6 @@ def test_worst_case_backward_follows_the_largest_loss():
     losses, _ = _losses(model, _batches(), [0, 1, 2], False)
     worst = int(losses.argmax())
     expected = torch.autograd.grad(losses[worst], list(model.trunk.parameters()), retain_graph=True)
-    diagnostics = WorstCase(3).backward(losses, [0, 1, 2], model)
+    diagnostics = WorstCase().setup(TaskSetup.count(3)).backward(losses, [0, 1, 2], model)
     assert diagnostics[f"weight/{worst}"] == 1.0
     torch.testing.assert_close(_flat(p.grad for p in model.trunk.parameters()), _flat(expected))

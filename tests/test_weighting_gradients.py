@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from mtl_cli.weighting.diagnostics import gradient_conflict_stats
-from mtl_cli.weighting.task_gradients import (
+from mtl_cli.loss.diagnostics import gradient_conflict_stats
+from mtl_cli.loss.task_gradients import (
     accumulate_flat_gradient,
     flat_gradient,
     task_gradients,

@@ -10,18 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-from mtl_cli.weighting.cagrad import CAGrad
-from mtl_cli.weighting.dwa import DWA
-from mtl_cli.weighting.equal import Equal
-from mtl_cli.weighting.gradnorm import GradNorm
-from mtl_cli.weighting.imtl import IMTL
-from mtl_cli.weighting.mgda import MGDA
-from mtl_cli.weighting.nash import NashMTL, nash_weights
-from mtl_cli.weighting.pcgrad import PCGrad
-from mtl_cli.weighting.rlw import RLW
-from mtl_cli.weighting.static import Static
-from mtl_cli.weighting.uncertainty import Uncertainty
-from mtl_cli.weighting.worst_case import WorstCase
+from mtl_cli.loss.base import TaskSetup
+from mtl_cli.loss.cagrad import CAGrad
+from mtl_cli.loss.dwa import DWA
+from mtl_cli.loss.equal import Equal
+from mtl_cli.loss.gradnorm import GradNorm
+from mtl_cli.loss.imtl import IMTL
+from mtl_cli.loss.mgda import MGDA
+from mtl_cli.loss.nash import NashMTL, nash_weights
+from mtl_cli.loss.pcgrad import PCGrad
+from mtl_cli.loss.rlw import RLW
+from mtl_cli.loss.static import Static
+from mtl_cli.loss.uncertainty import Uncertainty
+from mtl_cli.loss.worst_case import WorstCase
 
 D = torch.float64
 
@@ -49,21 +50,24 @@ def simplex_grid(num, steps):
 
 def test_mgda_two_tasks_known_answers():
     # g1=(2,0), g2=(0,1): gamma = (g2.g2 - g1.g2)/|g1-g2|^2 = (1-0)/5 = 0.2 -> d = (0.4, 0.8)
-    close(agg(MGDA(2), g([2, 0], [0, 1])), [0.4, 0.8])
+    close(agg(MGDA().setup(TaskSetup.count(2)), g([2, 0], [0, 1])), [0.4, 0.8])
     # g1=(1,0), g2=(3,1): g1.g2 = 3 >= |g1|^2 = 1 -> the min-norm point is g1 itself
-    close(agg(MGDA(2), g([1, 0], [3, 1])), [1.0, 0.0])
+    close(agg(MGDA().setup(TaskSetup.count(2)), g([1, 0], [3, 1])), [1.0, 0.0])
 
 
 def test_mgda_three_tasks_known_answer():
     # hull of (1,0), (0,1), (1,1): closest point to 0 is (0.5, 0.5) on the first edge
-    close(agg(MGDA(3), g([1, 0], [0, 1], [1, 1])), [0.5, 0.5])
+    close(agg(MGDA().setup(TaskSetup.count(3)), g([1, 0], [0, 1], [1, 1])), [0.5, 0.5])
 
 
 def test_mgda_l2_normalization_weights_the_raw_gradients():
     # unit vectors (1,0), (0,1) -> w = (0.5, 0.5), applied to the raw g: 0.5(2,0) + 0.5(0,1)
-    close(agg(MGDA(2, normalization="l2"), g([2, 0], [0, 1])), [1.0, 0.5])
+    close(agg(MGDA(normalization="l2").setup(TaskSetup.count(2)), g([2, 0], [0, 1])), [1.0, 0.5])
     # "loss": g_i / L_i = (1,0), (0,1) again with L = (2, 1)
-    close(agg(MGDA(2, normalization="loss"), g([2, 0], [0, 1]), [2.0, 1.0]), [1.0, 0.5])
+    close(
+        agg(MGDA(normalization="loss").setup(TaskSetup.count(2)), g([2, 0], [0, 1]), [2.0, 1.0]),
+        [1.0, 0.5],
+    )
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -71,7 +75,7 @@ def test_mgda_is_the_min_norm_point_of_the_hull(seed):
     rng = np.random.default_rng(seed)
     num = 3 + seed % 2
     G = torch.tensor(rng.normal(size=(num, 4)) * rng.uniform(0.2, 5, size=(num, 1)))
-    d = agg(MGDA(num), G)
+    d = agg(MGDA().setup(TaskSetup.count(num)), G)
     grid = simplex_grid(num, 40) @ G
     best = grid.norm(dim=1).min()
     assert d.norm() <= best + 1e-9
@@ -84,22 +88,22 @@ def test_mgda_is_the_min_norm_point_of_the_hull(seed):
 
 def test_pcgrad_two_tasks_known_answer():
     # g1=(1,0), g2=(-1,1), g1.g2=-1: g1' = g1 + g2/2 = (0.5,0.5); g2' = g2 + g1 = (0,1)
-    close(agg(PCGrad(2), g([1, 0], [-1, 1])), [0.5, 1.5])
-    close(agg(PCGrad(2, reduction="mean"), g([1, 0], [-1, 1])), [0.25, 0.75])
+    close(agg(PCGrad().setup(TaskSetup.count(2)), g([1, 0], [-1, 1])), [0.5, 1.5])
+    close(agg(PCGrad(reduction="mean").setup(TaskSetup.count(2)), g([1, 0], [-1, 1])), [0.25, 0.75])
     # no conflict: plain sum
-    close(agg(PCGrad(2), g([1, 0], [1, 1])), [2.0, 1.0])
+    close(agg(PCGrad().setup(TaskSetup.count(2)), g([1, 0], [1, 1])), [2.0, 1.0])
 
 
 @pytest.mark.parametrize("seed", range(20))
 def test_pcgrad_two_tasks_never_conflicts(seed):
     G = torch.tensor(np.random.default_rng(seed).normal(size=(2, 5)))
-    d = agg(PCGrad(2, seed=seed), G)
+    d = agg(PCGrad(seed=seed).setup(TaskSetup.count(2)), G)
     assert (G @ d >= -1e-12).all()
 
 
 def test_pcgrad_three_tasks_matches_direct_projection_in_the_drawn_order():
     G = g([1, 0, 0], [-1, 1, 0], [-0.5, -1, 1])
-    method = PCGrad(3, seed=3)
+    method = PCGrad(seed=3).setup(TaskSetup.count(3))
     generator = torch.Generator().manual_seed(3)
     order = torch.rand(3, 3, generator=generator).argsort(dim=1)
     expected = torch.zeros(3, dtype=D)
@@ -118,13 +122,16 @@ def test_pcgrad_three_tasks_matches_direct_projection_in_the_drawn_order():
 def test_cagrad_known_answers():
     # orthogonal unit g: g0=(.5,.5), r = .4|g0|; the dual is minimised at w=(.5,.5), g_w = g0,
     # so d = g0 + r/|g0| g0 = 1.4 g0 = (.7,.7); rescale=1 divides by 1 + .4^2 = 1.16
-    close(agg(CAGrad(2, rescale=0), g([1, 0], [0, 1])), [0.7, 0.7])
-    close(agg(CAGrad(2), g([1, 0], [0, 1])), [0.7 / 1.16, 0.7 / 1.16])
+    close(agg(CAGrad(rescale=0).setup(TaskSetup.count(2)), g([1, 0], [0, 1])), [0.7, 0.7])
+    close(agg(CAGrad().setup(TaskSetup.count(2)), g([1, 0], [0, 1])), [0.7 / 1.16, 0.7 / 1.16])
     # g1=(2,0), g2=(0,1): g0=(1,.5), r=.4*sqrt(1.25)=.4472136; F(w) = .5+1.5w + r|(2w,1-w)| has
     # F'(w) = 1.5 + r(5w-1)/|g_w| > 0 on [0,1] -> w=(0,1), g_w=(0,1), d = (1, .5 + .4472136)
-    close(agg(CAGrad(2, rescale=0), g([2, 0], [0, 1])), [1.0, 0.5 + 0.4 * math.sqrt(1.25)])
+    close(
+        agg(CAGrad(rescale=0).setup(TaskSetup.count(2)), g([2, 0], [0, 1])),
+        [1.0, 0.5 + 0.4 * math.sqrt(1.25)],
+    )
     # c = 0 is the mean gradient
-    close(agg(CAGrad(2, c=0.0), g([2, 0], [0, 1])), [1.0, 0.5])
+    close(agg(CAGrad(c=0.0).setup(TaskSetup.count(2)), g([2, 0], [0, 1])), [1.0, 0.5])
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -133,7 +140,7 @@ def test_cagrad_maximises_the_worst_improvement_in_the_ball(seed):
     rng = np.random.default_rng(seed)
     num = 2 + seed % 3
     G = torch.tensor(rng.normal(size=(num, 3)))
-    d = agg(CAGrad(num, c=0.5, rescale=0), G)
+    d = agg(CAGrad(c=0.5, rescale=0).setup(TaskSetup.count(num)), G)
     g0 = G.mean(dim=0)
     radius = 0.5 * g0.norm()
     assert (d - g0).norm() <= radius + 1e-6
@@ -149,13 +156,13 @@ def test_cagrad_maximises_the_worst_improvement_in_the_ball(seed):
 def test_imtl_known_answer():
     # g1=(1,0), g2=(0,2): u=(1,0),(0,1); D=g1-g2=(1,-2), U=u1-u2=(1,-1); D.U=3, g1.U=1
     # a2 = 1/3, a1 = 2/3 -> d = (2/3, 2/3), equal projections on u1 and u2
-    close(agg(IMTL(2), g([1, 0], [0, 2])), [2 / 3, 2 / 3])
+    close(agg(IMTL().setup(TaskSetup.count(2)), g([1, 0], [0, 2])), [2 / 3, 2 / 3])
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_imtl_equal_projections_on_unit_gradients(seed):
     G = torch.tensor(np.random.default_rng(seed).normal(size=(3, 5)))
-    d = agg(IMTL(3), G)
+    d = agg(IMTL().setup(TaskSetup.count(3)), G)
     projections = (G / G.norm(dim=1, keepdim=True)) @ d
     torch.testing.assert_close(projections, projections[:1].expand(3))
 
@@ -165,9 +172,9 @@ def test_imtl_equal_projections_on_unit_gradients(seed):
 
 def test_nash_known_answers():
     # orthogonal: M = diag(1, 4) -> alpha_i = 1/|g_i| = (1, .5), d = (1,0) + .5(0,2) = (1,1)
-    close(agg(NashMTL(2, max_norm=0.0), g([1, 0], [0, 2])), [1.0, 1.0])
+    close(agg(NashMTL(max_norm=0.0).setup(TaskSetup.count(2)), g([1, 0], [0, 2])), [1.0, 1.0])
     # max_norm=1 clips |d| = sqrt(2) to 1
-    close(agg(NashMTL(2), g([1, 0], [0, 2])), [0.5**0.5, 0.5**0.5])
+    close(agg(NashMTL().setup(TaskSetup.count(2)), g([1, 0], [0, 2])), [0.5**0.5, 0.5**0.5])
     # g1=(1,0), g2=(1,1): a1(a1+a2)=1, a2(a1+2a2)=1 -> a1^2 = sqrt2/(1+sqrt2) = .5857864,
     # a1 = .7653669, a2 = (1-a1^2)/a1 = .5411961
     alpha, residual = nash_weights(np.array([[1.0, 1.0], [1.0, 2.0]]))
@@ -190,7 +197,7 @@ def test_nash_zero_gradient_task_gets_zero_weight():
 
 
 def test_nash_reuses_weights_between_updates():
-    method = NashMTL(2, update_weights_every=3, max_norm=0.0)
+    method = NashMTL(update_weights_every=3, max_norm=0.0).setup(TaskSetup.count(2))
     index = torch.tensor([0, 1])
     assert method.reused_weights(index) is None  # step 0: update
     method.aggregate(g([1, 0], [0, 2]), torch.ones(2, dtype=D), index)
@@ -202,13 +209,13 @@ def test_nash_reuses_weights_between_updates():
 # ---------------------------------------------------------------------- shared properties
 
 DETERMINISTIC = [
-    lambda n: MGDA(n),
-    lambda n: MGDA(n, normalization="l2"),
-    lambda n: CAGrad(n),
-    lambda n: IMTL(n),
-    lambda n: NashMTL(n),
+    lambda n: MGDA().setup(TaskSetup.count(n)),
+    lambda n: MGDA(normalization="l2").setup(TaskSetup.count(n)),
+    lambda n: CAGrad().setup(TaskSetup.count(n)),
+    lambda n: IMTL().setup(TaskSetup.count(n)),
+    lambda n: NashMTL().setup(TaskSetup.count(n)),
 ]
-ALL = [*DETERMINISTIC, lambda n: PCGrad(n, seed=0)]
+ALL = [*DETERMINISTIC, lambda n: PCGrad(seed=0).setup(TaskSetup.count(n))]
 
 
 @pytest.mark.parametrize("make", DETERMINISTIC)
@@ -249,30 +256,30 @@ def w(method, losses, index):
 
 
 def test_equal_and_static_weights():
-    close(w(Equal(3), [1.0, 2.0, 3.0], [0, 1, 2]), [1 / 3] * 3)
-    close(w(Equal(3, reduction="sum"), [1.0, 2.0], [2, 0]), [1.0, 1.0])
-    static = Static(3, weights={"b": 2.0}, task_names=["a", "b", "c"])
+    close(w(Equal().setup(TaskSetup.count(3)), [1.0, 2.0, 3.0], [0, 1, 2]), [1 / 3] * 3)
+    close(w(Equal(reduction="sum").setup(TaskSetup.count(3)), [1.0, 2.0], [2, 0]), [1.0, 1.0])
+    static = Static(weights={"b": 2.0}).setup(TaskSetup(tuple(["a", "b", "c"])))
     close(w(static, [1.0, 1.0, 1.0], [1, 0, 2]).to(D), [2.0, 1.0, 1.0])
 
 
 def test_static_rejects_unknown_names_and_negative_weights():
     with pytest.raises(ValueError, match="unknown task name"):
-        Static(2, weights={"z": 1.0}, task_names=["a", "b"])
+        Static(weights={"z": 1.0}).setup(TaskSetup(tuple(["a", "b"])))
     with pytest.raises(ValueError, match=r"loss.weights.a: -1.0 is below the minimum"):
-        Static(2, weights={"a": -1.0}, task_names=["a", "b"])
+        Static(weights={"a": -1.0}).setup(TaskSetup(tuple(["a", "b"])))
 
 
 def test_worst_case_hard_and_smooth():
-    close(w(WorstCase(3), [1.0, 3.0, 2.0], [0, 1, 2]), [0.0, 1.0, 0.0])
+    close(w(WorstCase().setup(TaskSetup.count(3)), [1.0, 3.0, 2.0], [0, 1, 2]), [0.0, 1.0, 0.0])
     # softmax(1,3,2) = (e, e^3, e^2) / (e + e^3 + e^2) = (.0900306, .6652410, .2447285)
     close(
-        w(WorstCase(3, temperature=1.0), [1.0, 3.0, 2.0], [0, 1, 2]),
+        w(WorstCase(temperature=1.0).setup(TaskSetup.count(3)), [1.0, 3.0, 2.0], [0, 1, 2]),
         [0.0900306, 0.6652410, 0.2447285],
     )
 
 
 def test_rlw_draws_softmax_normal_weights_from_its_seed():
-    a, b = RLW(3, seed=7), RLW(3, seed=7)
+    a, b = RLW(seed=7).setup(TaskSetup.count(3)), RLW(seed=7).setup(TaskSetup.count(3))
     first = w(a, [1.0, 1.0, 1.0], [0, 1, 2])
     expected = torch.softmax(torch.randn(3, generator=torch.Generator().manual_seed(7), dtype=D), 0)
     close(first, expected.tolist())
@@ -281,7 +288,7 @@ def test_rlw_draws_softmax_normal_weights_from_its_seed():
 
 
 def test_uncertainty_log_variance_grows_for_the_noisier_task():
-    method = Uncertainty(2)
+    method = Uncertainty().setup(TaskSetup.count(2))
     optimizer = torch.optim.SGD(method.parameters(), lr=0.1)
     losses = torch.tensor([0.2, 5.0])
     for _ in range(2000):
@@ -297,14 +304,16 @@ def test_uncertainty_log_variance_grows_for_the_noisier_task():
 )
 def test_uncertainty_variant_optimum(variant, factor):
     # d/ds (a e^-s L + b s) = 0 -> s = log(a L / b): unit/regression log L, classification log 2L
-    method = Uncertainty(1, variant=variant, init_log_variance=math.log(factor * 3.0))
+    method = Uncertainty(variant=variant, init_log_variance=math.log(factor * 3.0)).setup(
+        TaskSetup.count(1)
+    )
     total, _ = method.objective(torch.tensor([3.0]), torch.tensor([0]))
     (grad,) = torch.autograd.grad(total, method.log_variances)
     assert abs(float(grad)) < 1e-6
 
 
 def test_dwa_raises_the_weight_of_the_task_that_improved_least():
-    method = DWA(2, temperature=2.0, period=2)
+    method = DWA(temperature=2.0, period=2).setup(TaskSetup.count(2))
     index = torch.tensor([0, 1])
     # periods 0 and 1 (2 steps each) -> weights 1
     for losses in ([1.0, 1.0], [1.0, 1.0], [0.5, 0.9], [0.5, 0.9]):
@@ -315,12 +324,12 @@ def test_dwa_raises_the_weight_of_the_task_that_improved_least():
 
 def test_dwa_needs_a_period():
     with pytest.raises(ValueError, match="loss.period"):
-        DWA(2)
-    assert DWA(2, steps_per_epoch=5).period == 5
+        DWA().setup(TaskSetup.count(2))
+    assert DWA().setup(TaskSetup.count(2, 5)).period == 5
 
 
 def test_gradnorm_first_update_raises_the_slower_task_weight():
-    method = GradNorm(2, alpha=1.5, lr=0.025)
+    method = GradNorm(alpha=1.5, lr=0.025).setup(TaskSetup.count(2))
     method.initial_losses.copy_(torch.tensor([1.0, 1.0]))
     method.initial_seen.fill_(True)
     # equal gradient norms (1, 1); task 1's loss ratio is 2 (trains slower): r = (1, 2)/1.5

@@ -26,7 +26,7 @@ def test_wheel_installs_and_runs_outside_the_source_tree(tmp_path):
     for shipped in (
         "mtl_cli/conf/config.yaml",
         "mtl_cli/conf/task/multitask/hershey_alphabets.yaml",
-        "mtl_cli/conf/loss/pcgrad.yaml",
+        "mtl_cli/conf/experiment/weighting_comparison.yaml",
         "mtl_cli/data/hershey/futural.jhf",
         "mtl_cli/data/hershey/NOTICE.txt",
     ):
@@ -54,10 +54,11 @@ def test_wheel_installs_and_runs_outside_the_source_tree(tmp_path):
         [str(bin_dir / "mtl"), "list"], check=True, capture_output=True, text=True, cwd=work
     )
     assert "multitask/hershey_alphabets" in listing.stdout
+    assert "pcgrad" in listing.stdout  # schema choices: registered from the installed package
     run = work / "run"
     subprocess.run(
         [str(bin_dir / "mtl"), "train", "trainer=debug", f"task.alphabets={SMALL_ALPHABETS}",
-         "device=cpu", "trainer.threads=1", f"hydra.run.dir={run}"],
+         "device=cpu", "trainer.threads=1", "loss=pcgrad", f"hydra.run.dir={run}"],
         check=True, capture_output=True, text=True, cwd=work,
     )  # fmt: skip
     assert json.loads((run / "metrics.json").read_text())["status"] == "finished"

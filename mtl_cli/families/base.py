@@ -11,15 +11,28 @@ from torch import nn
 class Family:
     """A task family (CS330 lecture 2): how tasks are sampled, how a batch becomes per-task losses."""
 
-    #: aggregate metric names this family reports (first is the default selection metric)
-    metrics: tuple[str, ...] = ()
+    #: the family's name in mtl_cli.families.FAMILIES, where its facts live
+    name: str = ""
+    #: the kind of its tasks ("classification" | "regression"), set from the data
+    kind: str = "classification"
 
     task_names: list[str]
 
     @property
+    def facts(self):
+        from mtl_cli.families import family_facts
+
+        return family_facts(self.name)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Aggregate metric names this family reports (first is the default selection metric)."""
+        return self.facts.metrics_of(self.kind)
+
+    @property
     def delta_m_metric(self) -> str:
         """The per-task metric Δm compares with a single-task baseline (Maninis et al. 2019)."""
-        return self.metrics[0]
+        return (self.facts.delta_m_metrics_of(self.kind) or self.metrics)[0]
 
     def build_model(self, model_cfg: Any, backbone_cfg: Any) -> nn.Module:
         """The chosen model for this family's data (multi-task models by default)."""

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from mtl_cli.families.base import Family
-from mtl_cli.families.data import MetaData
+from mtl_cli.families.task_data import MetaData
 
 _SPLIT_SEED_OFFSET = {"train": 0, "val": 1, "test": 2}
 
@@ -21,11 +21,13 @@ _SPLIT_SEED_OFFSET = {"train": 0, "val": 1, "test": 2}
 class MetaFamily(Family):
     """Each step: `meta_batch_size` episodes; the learner predicts each query set from its support."""
 
+    name = "meta"
+
     def __init__(self, data: MetaData, trainer: Any, device: torch.device) -> None:
         self.data = data
         self.device = device
+        self.kind = data.kind
         self.classification = data.kind == "classification"
-        self.metrics = ("accuracy", "loss") if self.classification else ("mse",)
         self.task_names = ["episodes"]  # one meta-objective: the mean query loss over episodes
 
     def build_model(self, model_cfg: Any, backbone_cfg: Any) -> nn.Module:

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 
 from mtl_cli.errors import UserError
 from mtl_cli.families.base import Family
-from mtl_cli.families.data import MultiLabelData
 from mtl_cli.families.sampling import EpochSampler
+from mtl_cli.families.task_data import MultiLabelData
 
 
 class MultiLabelFamily(Family):
@@ -22,8 +22,7 @@ class MultiLabelFamily(Family):
     "val_f1": per-label thresholds tuned on the validation split, applied unchanged to test.
     """
 
-    metrics = ("map", "macro_f1", "micro_f1", "subset_accuracy", "hamming_loss", "loss")
-    delta_m_metric = "ap"  # per-label average precision: threshold-free
+    name = "multilabel"
 
     def __init__(self, data: MultiLabelData, trainer: Any, device: torch.device) -> None:
         self.data = data

@@ -8,19 +8,21 @@ import torch
 import torch.nn.functional as F
 
 from mtl_cli.families.base import Family
-from mtl_cli.families.data import MultiTaskData
 from mtl_cli.families.sampling import EpochSampler, TaskSampler
+from mtl_cli.families.task_data import MultiTaskData
 
 
 class MultiTaskFamily(Family):
     """Each step: choose tasks (`trainer.task_sampling`), draw a batch per task, one loss per task."""
 
+    name = "multitask"
+
     def __init__(self, data: MultiTaskData, trainer: Any, device: torch.device) -> None:
         self.data = data
         self.task_names = data.task_names
         self.device = device
+        self.kind = data.kind
         self.regression = data.kind == "regression"
-        self.metrics = ("mse",) if self.regression else ("accuracy", "loss")
         self.splits = {s: [p.to(device) for p in parts] for s, parts in data.splits.items()}
         sizes = [len(p) for p in self.splits["train"]]
         self.batches = [EpochSampler(n, int(trainer.batch_size)) for n in sizes]

@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from mtl_cli.schemas import backbone as backbone_schemas
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 MLP_NORMS = ("none", "batch", "layer")
 CONV_NORMS = ("none", "batch")
@@ -93,9 +95,17 @@ def layer_parameters(module: nn.Module) -> list[nn.Parameter]:
 class Backbone(nn.Module):
     """Base class: blocks applied in order, output flattened to [B, out_features]."""
 
-    #: input kinds this backbone accepts ("image" = (C, H, W), "vector" = (D,)).
-    inputs: ClassVar[tuple[str, ...]] = ("image",)
-    name: ClassVar[str] = "backbone"
+    #: the schema of this backbone's choice: its `name` and the input kinds it accepts
+    #: (`inputs`: "image" = (C, H, W), "vector" = (D,)) live there, once
+    schema: ClassVar[type]
+
+    @property
+    def name(self) -> str:
+        return self.schema.name
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return self.schema.inputs
 
     blocks: nn.ModuleList
     block_in_shapes: list[tuple[int, ...]]
@@ -150,8 +160,7 @@ class MLP(Backbone):
     (Ioffe & Szegedy 2015) or LayerNorm (Ba et al. 2016), activation, dropout.
     """
 
-    inputs = ("image", "vector")
-    name = "mlp"
+    schema = backbone_schemas.MLPBackbone
 
     def __init__(
         self,
@@ -223,7 +232,7 @@ class ConvNet(Backbone):
     """Small CNN for 28x28 images (LeCun et al. 1998 style): [conv, BN, ReLU, maxpool2] per channel
     count, then a Linear+ReLU to `fc_features` (or global average pooling when fc_features = 0)."""
 
-    name = "conv"
+    schema = backbone_schemas.ConvBackbone
 
     def __init__(
         self,
@@ -282,7 +291,7 @@ class LeNet(Backbone):
     """MultiLeNet (Sener & Koltun 2018; Lin et al. 2019): conv 10 k5, maxpool2, ReLU, conv 20 k5,
     maxpool2, ReLU, Linear -> 50, ReLU. On 28x28 the Linear sees 20x4x4 = 320 features."""
 
-    name = "lenet"
+    schema = backbone_schemas.LeNetBackbone
 
     def __init__(
         self,
@@ -323,7 +332,7 @@ class Conv4(Backbone):
     `norm: none` drops it. The output is the flattened last map (64 features on 28x28).
     """
 
-    name = "conv4"
+    schema = backbone_schemas.Conv4Backbone
 
     def __init__(
         self,

@@ -17,8 +17,6 @@ class MultiTaskModel(nn.Module):
     expose `representation` and `head`, so gradient methods can work on z (MGDA-UB style).
     """
 
-    #: families this model can serve ("multitask", "multilabel"); checked before any work.
-    families: tuple[str, ...] = ("multitask", "multilabel")
     #: True when `representation`/`head` exist and `forward_all(x) == [head(representation(x), t)]`.
     has_shared_representation: bool = False
 

@@ -8,7 +8,7 @@ CONV_NORMS = ["batch", "none"]
 
 @dataclass
 class MLPBackbone:
-    """Multi-layer perceptron (Rumelhart et al. 1986); flattens images, so any input works."""
+    """Multi-layer perceptron, flattens images; works on vectors too (Rumelhart et al. 1986)."""
 
     group: ClassVar[str] = "backbone"
     name: ClassVar[str] = "mlp"
@@ -23,7 +23,7 @@ class MLPBackbone:
 
 @dataclass
 class ConvBackbone:
-    """Small CNN for 28x28 images: [conv, BN, ReLU, maxpool2] per entry of `channels`, then fc."""
+    """Small CNN for 28x28 images: conv blocks, then fc (LeCun et al. 1998)."""
 
     group: ClassVar[str] = "backbone"
     name: ClassVar[str] = "conv"
@@ -38,7 +38,7 @@ class ConvBackbone:
 
 @dataclass
 class LeNetBackbone:
-    """MultiLeNet (Sener & Koltun 2018; Lin et al. 2019): 2 conv k5 + maxpool, fc to 50."""
+    """MultiLeNet: 2 conv k5 + maxpool, fc to 50 (Sener & Koltun 2018)."""
 
     group: ClassVar[str] = "backbone"
     name: ClassVar[str] = "lenet"
@@ -50,7 +50,7 @@ class LeNetBackbone:
 
 @dataclass
 class Conv4Backbone:
-    """Conv-4 (Vinyals et al. 2016; Snell et al. 2017): 4 x [conv3x3, BN, ReLU, maxpool2]."""
+    """Conv-4: 4 x [conv3x3 64, BN, ReLU, maxpool2] (Vinyals et al. 2016; Snell et al. 2017)."""
 
     group: ClassVar[str] = "backbone"
     name: ClassVar[str] = "conv4"

@@ -44,7 +44,7 @@ class MainConfig:
 
 @dataclass
 class Trainer:
-    """Step-based training loop settings (steps, batches, evaluation, checkpoints)."""
+    """Default training loop: 1000 steps of 32 examples per task, evaluation every 100 steps."""
 
     group: ClassVar[str] = "trainer"
     name: ClassVar[str] = "default"
@@ -67,7 +67,7 @@ class Trainer:
 
 @dataclass
 class Adam:
-    """Adam (Kingma & Ba 2015); AdamW-style decoupled decay when `decoupled_weight_decay`."""
+    """Adam (Kingma & Ba 2015), optional warm-up and cosine/step schedule."""
 
     group: ClassVar[str] = "optim"
     name: ClassVar[str] = "adam"
@@ -86,7 +86,7 @@ class Adam:
 
 @dataclass
 class SGD:
-    """SGD with (Nesterov) momentum."""
+    """SGD with momentum, optional warm-up and cosine/step schedule."""
 
     group: ClassVar[str] = "optim"
     name: ClassVar[str] = "sgd"

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 @dataclass
 class NoLogger:
-    """metrics.jsonl only (the default)."""
+    """metrics.jsonl only (default)."""
 
     group: ClassVar[str] = "logger"
     name: ClassVar[str] = "none"
@@ -16,7 +16,7 @@ class NoLogger:
 
 @dataclass
 class TensorBoard:
-    """Also write every metrics.jsonl scalar as a TensorBoard event under <run dir>/<subdir>."""
+    """Also log the metrics.jsonl scalars to TensorBoard (<run dir>/tensorboard; needs mtl_cli[tensorboard])."""
 
     group: ClassVar[str] = "logger"
     name: ClassVar[str] = "tensorboard"

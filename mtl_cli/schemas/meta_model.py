@@ -10,7 +10,7 @@ _ENCODERS = ["flatten", "backbone"]
 
 @dataclass
 class MANN:
-    """LSTM black-box meta-learner over (input, label) sequences (Santoro et al. 2016; CS330)."""
+    """LSTM meta-learner reading (input, one-hot label) sequences (Santoro et al. 2016; CS330 HW1)."""
 
     group: ClassVar[str] = "model"
     name: ClassVar[str] = "meta/mann"
@@ -25,7 +25,7 @@ class MANN:
 
 @dataclass
 class SNAIL:
-    """Temporal convolutions + causal attention (Mishra et al. 2018)."""
+    """Temporal convolutions + causal soft attention over (input, label) sequences (Mishra et al. 2018)."""
 
     group: ClassVar[str] = "model"
     name: ClassVar[str] = "meta/snail"
@@ -43,7 +43,7 @@ class SNAIL:
 
 @dataclass
 class MAML:
-    """Model-agnostic meta-learning (Finn et al. 2017); Meta-SGD rates (Li et al. 2017)."""
+    """Model-agnostic meta-learning: adapt by gradient steps on the support (Finn et al. 2017)."""
 
     group: ClassVar[str] = "model"
     name: ClassVar[str] = "meta/maml"
@@ -61,7 +61,7 @@ class MAML:
 
 @dataclass
 class ProtoNet:
-    """Prototypical networks (Snell et al. 2017); classification only."""
+    """Prototypical networks: nearest class-mean embedding, squared Euclidean (Snell et al. 2017)."""
 
     group: ClassVar[str] = "model"
     name: ClassVar[str] = "meta/protonet"
@@ -73,7 +73,7 @@ class ProtoNet:
 
 @dataclass
 class Pretrained:
-    """Pretrained-on-all-tasks baseline, fine-tuned on the support (Finn et al. 2017, sec. 5.1)."""
+    """Baseline: regression pooled over tasks, fine-tuned on each support by SGD (Finn et al. 2017 §5.1)."""
 
     group: ClassVar[str] = "model"
     name: ClassVar[str] = "meta/pretrained"

@@ -9,7 +9,7 @@ FAMILIES = ("multitask", "multilabel")
 
 @dataclass
 class IndependentModel:
-    """Single-task baseline: one backbone and head per task, nothing shared."""
+    """Single-task baseline: a separate backbone and head per task (Caruana 1997)."""
 
     group: ClassVar[str] = "model"
     name: ClassVar[str] = "independent"
@@ -21,7 +21,7 @@ class IndependentModel:
 
 @dataclass
 class HardSharingModel:
-    """Shared backbone trunk, one head per task (Caruana 1997)."""
+    """Shared trunk, one head per task (Caruana 1997)."""
 
     group: ClassVar[str] = "model"
     name: ClassVar[str] = "hard_sharing"
@@ -35,7 +35,7 @@ class HardSharingModel:
 
 @dataclass
 class ConditionedModel:
-    """One network fed a task descriptor (CS330 lecture 2; FiLM, Perez et al. 2018)."""
+    """One network fed a task descriptor: concat, additive, multiplicative or FiLM (Perez et al. 2018)."""
 
     group: ClassVar[str] = "model"
     name: ClassVar[str] = "conditioned"
@@ -54,7 +54,7 @@ class ConditionedModel:
 
 @dataclass
 class CrossStitchModel:
-    """One backbone column per task, mixed by cross-stitch units (Misra et al. 2016)."""
+    """One column per task, mixed by learned cross-stitch units (Misra et al. 2016)."""
 
     group: ClassVar[str] = "model"
     name: ClassVar[str] = "cross_stitch"

@@ -33,7 +33,7 @@ class HersheyAlphabets:
     name: ClassVar[str] = "multitask/hershey_alphabets"
     input_kind: ClassVar[str] = "image"
 
-    _target_: str = "mtl_cli.tasks.hershey.hershey_alphabet_tasks"
+    _target_: str = "mtl_cli.tasks.multitask.hershey_alphabets.hershey_alphabet_tasks"
     family: str = _family("multitask")
     alphabets: list[str] = field(default_factory=list)  # one task per alphabet; >= 1
     data_seed: int = field(default=0, metadata={"min": 0})  # renders; fixed across training seeds
@@ -42,13 +42,13 @@ class HersheyAlphabets:
 
 @dataclass
 class MultiFashion:
-    """MultiFashion (Lin et al. 2019): two Fashion-MNIST items per image; tasks = left, right item."""
+    """MultiFashion: left and right Fashion-MNIST item of one image (Lin et al. 2019; needs Fashion-MNIST)."""
 
     group: ClassVar[str] = "task"
     name: ClassVar[str] = "multitask/multifashion"
     input_kind: ClassVar[str] = "image"
 
-    _target_: str = "mtl_cli.tasks.fashion.multifashion_tasks"
+    _target_: str = "mtl_cli.tasks.multitask.multifashion.multifashion_tasks"
     family: str = _family("multitask")
     train_size: int = field(default=120000, metadata={"min": 10})
     val_size: int = field(default=10000, metadata={"min": 10})
@@ -60,14 +60,14 @@ class MultiFashion:
 
 @dataclass
 class SyntheticMMoE:
-    """MMoE synthetic regression (Ma et al. 2018, §4.1) with controllable task correlation."""
+    """Two regression tasks with controllable correlation (MMoE synthetic data, Ma et al. 2018)."""
 
     group: ClassVar[str] = "task"
     name: ClassVar[str] = "multitask/synthetic_mmoe"
     input_kind: ClassVar[str] = "vector"
     kind: ClassVar[str] = "regression"
 
-    _target_: str = "mtl_cli.tasks.synthetic.synthetic_mmoe_tasks"
+    _target_: str = "mtl_cli.tasks.multitask.synthetic_mmoe.synthetic_mmoe_tasks"
     family: str = _family("multitask")
     correlation: float = field(default=0.5, metadata={"min": -1.0, "max": 1.0})
     num_tasks: int = field(default=2, metadata={"min": 2, "max": 16})
@@ -89,7 +89,7 @@ class HersheyAttributes:
     name: ClassVar[str] = "multilabel/hershey_attributes"
     input_kind: ClassVar[str] = "image"
 
-    _target_: str = "mtl_cli.tasks.hershey.hershey_attribute_tasks"
+    _target_: str = "mtl_cli.tasks.multilabel.hershey_attributes.hershey_attribute_tasks"
     family: str = _family("multilabel")
     alphabets: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)  # empty = every attribute
@@ -101,13 +101,13 @@ class HersheyAttributes:
 
 @dataclass
 class FashionMosaic:
-    """Multi-label: a grid of Fashion-MNIST items; label c = class c appears."""
+    """Which Fashion-MNIST classes appear in a 2x2 mosaic (needs Fashion-MNIST)."""
 
     group: ClassVar[str] = "task"
     name: ClassVar[str] = "multilabel/fashion_mosaic"
     input_kind: ClassVar[str] = "image"
 
-    _target_: str = "mtl_cli.tasks.fashion.fashion_mosaic_tasks"
+    _target_: str = "mtl_cli.tasks.multilabel.fashion_mosaic.fashion_mosaic_tasks"
     family: str = _family("multilabel")
     grid: int = field(default=2, metadata={"min": 1, "max": 4})
     items: list[int] = field(default_factory=lambda: [1, 4])  # [min, max] items per image
@@ -122,13 +122,13 @@ class FashionMosaic:
 
 @dataclass
 class SyntheticMultiLabel:
-    """Multi-label synthetic data with controllable label correlation and cardinality."""
+    """Synthetic labels with controllable correlation and cardinality (latent-factor model)."""
 
     group: ClassVar[str] = "task"
     name: ClassVar[str] = "multilabel/synthetic"
     input_kind: ClassVar[str] = "vector"
 
-    _target_: str = "mtl_cli.tasks.synthetic.synthetic_multilabel_tasks"
+    _target_: str = "mtl_cli.tasks.multilabel.synthetic.synthetic_multilabel_tasks"
     family: str = _family("multilabel")
     num_labels: int = field(default=8, metadata={"min": 2, "max": 256})
     dim: int = field(default=32, metadata={"min": 2})
@@ -166,9 +166,11 @@ class HersheyMeta(EpisodeOptions):
 
     group: ClassVar[str] = "task"
     name: ClassVar[str] = "meta/hershey"
+    #: only the presets task/meta/<...>.yaml (ways, shots) are choices
+    preset_base: ClassVar[bool] = True
     input_kind: ClassVar[str] = "image"
 
-    _target_: str = "mtl_cli.tasks.hershey.hershey_meta_classes"
+    _target_: str = "mtl_cli.tasks.meta.hershey.hershey_meta_classes"
     alphabets: list[str] = field(default_factory=list)
     split_by: str = field(default="alphabet", metadata={"choices": ["alphabet", "class"]})
     split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
@@ -183,9 +185,11 @@ class OmniglotMeta(EpisodeOptions):
 
     group: ClassVar[str] = "task"
     name: ClassVar[str] = "meta/omniglot"
+    #: only the presets task/meta/<...>.yaml (ways, shots) are choices
+    preset_base: ClassVar[bool] = True
     input_kind: ClassVar[str] = "image"
 
-    _target_: str = "mtl_cli.tasks.omniglot.omniglot_meta_classes"
+    _target_: str = "mtl_cli.tasks.meta.omniglot.omniglot_meta_classes"
     image_size: int = field(default=28, metadata={"min": 8, "max": 105})
     split_by: str = field(default="official", metadata={"choices": ["official", "class"]})
     val_alphabets: int = field(default=5, metadata={"min": 1})  # background alphabets held out
@@ -199,9 +203,11 @@ class FashionMeta(EpisodeOptions):
 
     group: ClassVar[str] = "task"
     name: ClassVar[str] = "meta/fashion"
+    #: only the presets task/meta/<...>.yaml (ways, shots) are choices
+    preset_base: ClassVar[bool] = True
     input_kind: ClassVar[str] = "image"
 
-    _target_: str = "mtl_cli.tasks.fashion.fashion_meta_classes"
+    _target_: str = "mtl_cli.tasks.meta.fashion.fashion_meta_classes"
     train_classes: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
     val_classes: list[int] = field(default_factory=lambda: [4, 5, 6])
     test_classes: list[int] = field(default_factory=lambda: [7, 8, 9])
@@ -209,13 +215,13 @@ class FashionMeta(EpisodeOptions):
 
 @dataclass
 class Sinusoid:
-    """Sinusoid regression tasks (Finn et al. 2017): A sin(x - phi), K support points per task."""
+    """Sinusoid regression tasks, amplitude and phase per task (Finn et al. 2017)."""
 
     group: ClassVar[str] = "task"
     name: ClassVar[str] = "meta/sinusoid"
     input_kind: ClassVar[str] = "vector"
 
-    _target_: str = "mtl_cli.tasks.synthetic.sinusoid_tasks"
+    _target_: str = "mtl_cli.tasks.meta.sinusoid.sinusoid_tasks"
     family: str = _family("meta")
     kind: str = field(default="regression", metadata={"choices": ["regression"]})
     shots: int = field(default=10, metadata={"min": 1})

@@ -1,4 +1,4 @@
-"""Helpers the task builders share: seeded class splits and per-split episode samplers."""
+"""Helpers for builders of every family: seeded splits, episode samplers, multi-label options."""
 
 from __future__ import annotations
 
@@ -95,3 +95,12 @@ def check_sizes(**sizes: int) -> None:
     for key, value in sizes.items():
         if int(value) < 1:
             raise UserError(f"task.{key}: {value} is below the minimum 1")
+
+
+def _slices(sizes: dict[str, int]) -> dict[str, slice]:
+    """Consecutive slices of one sample: train, val and test are disjoint draws of one distribution."""
+    out, start = {}, 0
+    for split, n in sizes.items():
+        out[split] = slice(start, start + int(n))
+        start += int(n)
+    return out

@@ -21,7 +21,7 @@ class MetaLearner(nn.Module):
     """Base class of the meta-learners (Finn et al. 2017's problem setting): validates the kind and
     the episode shapes, encodes support labels, and gives the per-episode loss."""
 
-    #: task kinds this learner can do; the schema dataclass repeats it (checked before any work).
+    #: task kinds this learner can do: its schema's `kinds` (mtl_cli/schemas/meta_model.py)
     kinds: ClassVar[tuple[str, ...]] = KINDS
 
     def __init__(

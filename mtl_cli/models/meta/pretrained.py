@@ -12,6 +12,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from mtl_cli.models.meta.base import MetaLearner, adaptable_network, check_adaptation
+from mtl_cli.schemas import meta_model as schema
 
 
 class Pretrained(MetaLearner):
@@ -27,7 +28,7 @@ class Pretrained(MetaLearner):
     permuted per episode, pooled classification has no fixed target to learn.
     """
 
-    kinds: ClassVar[tuple[str, ...]] = ("regression",)
+    kinds: ClassVar[tuple[str, ...]] = schema.Pretrained.kinds
 
     def __init__(
         self,

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mtl_cli.models.meta.base import MetaLearner, embed_points
+from mtl_cli.schemas import meta_model as schema
 
 
 class ProtoNet(MetaLearner):
@@ -17,7 +18,7 @@ class ProtoNet(MetaLearner):
     logits = -||f(x) - c_n||^2 (squared Euclidean). Support and queries are embedded in one pass
     (a BatchNorm backbone in training mode sees their joint batch statistics)."""
 
-    kinds: ClassVar[tuple[str, ...]] = ("classification",)
+    kinds: ClassVar[tuple[str, ...]] = schema.ProtoNet.kinds
 
     def __init__(
         self,
@@ -44,6 +45,19 @@ class ProtoNet(MetaLearner):
 
 
 def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pairwise squared Euclidean distances [B, M, N] between a [B, M, F] and b [B, N, F]."""
+    """Pairwise squared Euclidean distances [B, M, N] between a [B, M, F] and b [B, N, F].
+
+    Both sets are first centred on the mean of b (per episode), then expanded as
+    ||a||^2 + ||b||^2 - 2 a.b. Distances do not change under a shared translation, but the
+    expansion's cancellation does: on raw embeddings that share an offset (common after a ReLU or
+    a bias) its terms grow with the offset squared, and float32 loses the distances (F = 64,
+    offset 1000: errors of about 20 against a logit spread of about 40). Centred, the terms are
+    of the size of the points' spread around the prototypes, so the error is float32 rounding
+    relative to that spread. Chosen over the difference form ((a[:, :, None] - b[:, None]) ** 2)
+    .sum(-1), which is as accurate but materialises (and keeps for backward) a [B, M, N, F]
+    tensor; this keeps the matmul and O((M + N) F) memory.
+    """
+    centre = b.mean(dim=1, keepdim=True)
+    a, b = a - centre, b - centre
     sq = a.pow(2).sum(-1, keepdim=True) + b.pow(2).sum(-1).unsqueeze(1) - 2 * a @ b.transpose(1, 2)
     return sq.clamp(min=0.0)

@@ -1,0 +1,277 @@
+"""The interface every weighting method implements, and the two kinds of method.
+
+- `LossWeighting`: backward of a weighted sum of losses, sum_i w_i L_i (every parameter, heads
+  included, receives the weighted gradient).
+- `GradientWeighting`: the per-task gradients of the shared tensors (parameters, or the shared
+  representation z with `rep_grad`) form G [T, P]; the method picks coefficients w from the Gram
+  matrix G G^T and the shared tensors receive d = w G. Task-specific parameters receive their own
+  task's plain gradient (one backward of sum_i L_i restricted to them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Self
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from mtl_cli.loss.task_gradients import (
+    accumulate_flat_gradient,
+    flat_gradient,
+    task_gradients,
+)
+from mtl_cli.models.base import MultiTaskModel
+
+REP_GRAD_ERROR = (
+    "loss.rep_grad=true needs a model with a shared representation and a shared batch "
+    "(multi-label family); set loss.rep_grad=false"
+)
+
+
+@dataclass(frozen=True)
+class TaskSetup:
+    """The run facts a method may need, handed over once by `Weighting.setup` (never to __init__).
+
+    `names`: the task names, in task-index order; `steps_per_epoch`: the trainer's evaluation
+    period (DWA's epoch when `loss.period` is not set).
+    """
+
+    names: tuple[str, ...]
+    steps_per_epoch: int | None = None
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.names)
+
+    @classmethod
+    def count(cls, num_tasks: int, steps_per_epoch: int | None = None) -> TaskSetup:
+        """Tasks named task0, task1, ... (for methods used outside a run)."""
+        return cls(tuple(f"task{i}" for i in range(int(num_tasks))), steps_per_epoch)
+
+
+class Weighting(nn.Module):
+    """Turns one step's per-task losses into `.grad` on the model (and on its own parameters).
+
+    The constructor takes the method's own settings only (the fields of its schema in
+    mtl_cli/schemas/loss.py); the run's facts arrive through the one hook `setup(TaskSetup)`, which
+    the trainer calls before building the optimizer and which allocates any per-task state. All
+    state lives in parameters, buffers or `get_extra_state`, so `state_dict()` round-trips and a
+    resumed run is bit-identical.
+
+    When the trainer sets `keep_task_gradients` before `backward`, the method leaves the
+    task-gradient matrix G of the shared parameters in `last_gradients` (rows: `last_tasks`),
+    reusing the one it computed itself when it did, so a step never pays for G twice.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.num_tasks = 0
+        self.task_names: list[str] = []
+        self.steps_per_epoch: int | None = None
+        self.keep_task_gradients = False
+        #: G [T, P] of the latest step on the shared parameters (detached), or None
+        self.last_gradients: Tensor | None = None
+        self.last_tasks: list[int] | None = None
+
+    def setup(self, tasks: TaskSetup) -> Self:
+        """Receive the run's tasks; subclasses that keep per-task state extend this (call super)."""
+        if self.num_tasks:
+            raise RuntimeError(f"{type(self).__name__}.setup: already set up")
+        if tasks.num_tasks < 1:
+            raise ValueError(f"tasks: {tasks.num_tasks} tasks; need at least 1")
+        self.num_tasks = tasks.num_tasks
+        self.task_names = list(tasks.names)
+        self.steps_per_epoch = tasks.steps_per_epoch
+        return self
+
+    def backward(
+        self,
+        losses: Tensor,
+        tasks: Sequence[int],
+        model: MultiTaskModel,
+        representation: Tensor | None = None,
+    ) -> dict[str, float]:
+        """Leave `.grad` on the model's parameters for this step; return diagnostics (floats)."""
+        raise NotImplementedError
+
+    def keep_gradients_before_backward(
+        self, losses: Tensor, index: Tensor, model: MultiTaskModel
+    ) -> None:
+        """Compute G of the shared parameters now (graph kept) when the trainer asked for it."""
+        self.last_gradients, self.last_tasks = None, None
+        if not self.keep_task_gradients or len(index) < 2:
+            return
+        shared = _trainable(model.shared_parameters())
+        if shared:
+            G = task_gradients(losses, shared, retain_graph=True)
+            self.last_gradients, self.last_tasks = G.detach(), index.tolist()
+
+    def check_step(self, losses: Tensor, tasks: Sequence[int]) -> Tensor:
+        """Validate one step's losses and task indices; return the indices as a long tensor."""
+        if losses.dim() != 1:
+            raise ValueError(
+                f"losses: expected a 1-D tensor of per-task losses, got shape {tuple(losses.shape)}"
+            )
+        if not self.num_tasks:
+            raise RuntimeError(f"{type(self).__name__}: call setup(TaskSetup) before backward")
+        if isinstance(tasks, Tensor):
+            index = tasks.detach().to("cpu", torch.long).reshape(-1)
+        else:
+            index = torch.as_tensor([int(t) for t in tasks], dtype=torch.long)
+        if index.numel() != losses.shape[0] or index.numel() == 0:
+            raise ValueError(
+                f"tasks: {index.numel()} task indices for {losses.shape[0]} losses; need one each"
+            )
+        if int(index.min()) < 0 or int(index.max()) >= self.num_tasks:
+            raise ValueError(
+                f"tasks: index out of range in {index.tolist()}; allowed: 0..{self.num_tasks - 1}"
+            )
+        if index.unique().numel() != index.numel():
+            raise ValueError(f"tasks: repeated task index in {index.tolist()}")
+        return index
+
+
+def weight_diagnostics(weights: Tensor, index: Tensor) -> dict[str, float]:
+    """`weight/<task index>` for each task of the step."""
+    values = weights.detach().double().cpu().tolist()
+    return {f"weight/{t}": float(v) for t, v in zip(index.tolist(), values, strict=True)}
+
+
+class LossWeighting(Weighting):
+    """Methods that minimise sum_i w_i L_i with weights chosen per step (or a similar objective)."""
+
+    def weights(self, losses: Tensor, index: Tensor) -> Tensor:
+        """Weights [len(index)] of this step's (detached) losses of tasks `index`."""
+        raise NotImplementedError
+
+    def objective(self, losses: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
+        """Scalar to backpropagate and the effective weights; default sum_i w_i L_i."""
+        weights = self.weights(losses.detach(), index).to(losses.dtype)
+        return (weights * losses).sum(), weights
+
+    def backward(
+        self,
+        losses: Tensor,
+        tasks: Sequence[int],
+        model: MultiTaskModel,
+        representation: Tensor | None = None,
+    ) -> dict[str, float]:
+        index = self.check_step(losses, tasks)
+        self.keep_gradients_before_backward(losses, index, model)
+        total, weights = self.objective(losses, index.to(losses.device))
+        total.backward()
+        return weight_diagnostics(weights, index)
+
+
+class GradientWeighting(Weighting):
+    """Methods that combine the task gradients of the shared tensors: d = sum_i w_i g_i.
+
+    Subclasses implement `combination(gram, losses, index) -> w` (numpy, float64) on the Gram
+    matrix G G^T; `aggregate(G, losses)` is the resulting pure map G -> d. With `rep_grad` the
+    shared tensor is the representation z the heads consumed (MGDA-UB, Sener & Koltun 2018): the
+    combined gradient of z is backpropagated through the trunk.
+    """
+
+    def __init__(self, rep_grad: bool = False) -> None:
+        super().__init__()
+        self.rep_grad = bool(rep_grad)
+
+    # -- the method ------------------------------------------------------------------------------
+
+    def combination(self, gram: np.ndarray, losses: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """Coefficients w [T] of the task gradients, from the Gram matrix G G^T [T, T] (float64)."""
+        raise NotImplementedError
+
+    def reused_weights(self, index: Tensor) -> Tensor | None:
+        """Weights to use without computing G this step (e.g. Nash-MTL between updates), or None."""
+        return None
+
+    def finalize(self, direction: Tensor) -> Tensor:
+        """Last transformation of the combined shared gradient (default: none)."""
+        return direction
+
+    def solver_diagnostics(self) -> dict[str, float]:
+        """Extra floats for this step's diagnostics (e.g. a solver's residual); default none."""
+        return {}
+
+    def aggregate(self, G: Tensor, losses: Tensor, index: Tensor | None = None) -> Tensor:
+        """Combined shared gradient d [P] from the task gradients G [T, P] and the losses [T]."""
+        return self._aggregate(G, losses, index)[0]
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def _aggregate(
+        self, G: Tensor, losses: Tensor, index: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        if index is None:
+            index = torch.arange(G.shape[0])
+        gram = (G @ G.T).detach().double().cpu().numpy()
+        loss_values = losses.detach().double().cpu().numpy()
+        weights = self.combination(gram, loss_values, index.cpu().numpy())
+        weights = torch.as_tensor(weights, dtype=G.dtype, device=G.device)
+        return self.finalize(weights @ G), weights
+
+    def backward(
+        self,
+        losses: Tensor,
+        tasks: Sequence[int],
+        model: MultiTaskModel,
+        representation: Tensor | None = None,
+    ) -> dict[str, float]:
+        index = self.check_step(losses, tasks)
+        if self.rep_grad and representation is None:
+            raise ValueError(REP_GRAD_ERROR)
+        shared = [representation] if self.rep_grad else _trainable(model.shared_parameters())
+        shared_ids = {id(p) for p in model.shared_parameters()}
+        specific = [p for p in _trainable(model.parameters()) if id(p) not in shared_ids]
+        weights = self.reused_weights(index) if shared else None
+        computes_shared_G = bool(shared) and not self.rep_grad and weights is None
+        if computes_shared_G:
+            self.last_gradients, self.last_tasks = None, None
+        else:  # G of the shared parameters only if the trainer asked for it
+            self.keep_gradients_before_backward(losses, index, model)
+
+        if specific:  # each head depends on its own loss only: d(sum L)/d(head t) = dL_t/d(head t)
+            grads = torch.autograd.grad(
+                losses.sum(), specific, retain_graph=bool(shared), allow_unused=True
+            )
+            for p, g in zip(specific, grads, strict=True):
+                if g is not None:
+                    p.grad = g if p.grad is None else p.grad.add_(g)
+        if not shared:  # no shared tensor (independent networks): nothing to combine
+            return weight_diagnostics(torch.ones(len(index)), index)
+
+        if weights is None:
+            G = task_gradients(losses, shared, retain_graph=self.rep_grad)
+            direction, weights = self._aggregate(G, losses, index)
+            if computes_shared_G:
+                self.last_gradients, self.last_tasks = G.detach(), index.tolist()
+        else:
+            weights = weights.to(losses.dtype).to(losses.device)
+            combined = (weights * losses).sum()
+            direction = self.finalize(flat_gradient(combined, shared, retain_graph=self.rep_grad))
+        if self.rep_grad:
+            representation.backward(direction.view_as(representation))
+        else:
+            accumulate_flat_gradient(shared, direction)
+        return weight_diagnostics(weights, index) | self.solver_diagnostics()
+
+
+def _trainable(params) -> list[nn.Parameter]:
+    return [p for p in params if p.requires_grad]
+
+
+def restore_generator(generator: torch.Generator, state: Tensor) -> None:
+    """Set a CPU generator's state from a checkpoint, wherever `map_location` put the tensor
+    (torch.Generator.set_state takes only a CPU ByteTensor)."""
+    generator.set_state(state.cpu())
+
+
+def seeded_generator(seed: int | None) -> torch.Generator:
+    """CPU generator for a method's own randomness; seed None: the run's seed (initial_seed)."""
+    generator = torch.Generator()
+    generator.manual_seed(int(torch.initial_seed() if seed is None else seed))
+    return generator

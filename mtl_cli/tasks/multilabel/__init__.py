@@ -1,0 +1,1 @@
+"""Multi-label builders: `task=multilabel/<name>` is built by `multilabel/<name>.py`."""

@@ -1,0 +1,1 @@
+"""Multi-task builders: `task=multitask/<name>` is built by `multitask/<name>.py`."""
