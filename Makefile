@@ -11,8 +11,8 @@ ARGS ?=
 DIR ?=
 EXP ?=
 
-.PHONY: help setup run train sweep report plot list test test-slurm test-fast lint format bench clean \
-	hw1 weighting mmoe transfer multifashion multilabel meta sinusoid
+.PHONY: help setup run train sweep report plot list test test-slurm test-gpu test-fast lint format bench clean \
+	hw1 weighting mmoe experts transfer multifashion multilabel meta sinusoid
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ weighting: setup ## case study: loss weighting methods compared (experiment=weig
 mmoe: setup ## case study: MMoE vs hard sharing over task correlation (experiment=mmoe_correlation)
 	@$(call study,mmoe_correlation,$(MSE_COLUMNS))
 
+experts: setup ## case study: MMoE vs CGC vs PLE vs DSelect-k over task correlation (experiment=expert_models)
+	@$(call study,expert_models,$(MSE_COLUMNS))
+
 transfer: setup ## case study: negative transfer (experiment=negative_transfer)
 	@$(call study,negative_transfer,$(MSE_COLUMNS))
 
@@ -81,6 +84,9 @@ test: setup ## the test suite, all but the SLURM tests (.ci/run runs it, then te
 test-slurm: setup ## SLURM tests on a single-node cluster this target starts (Debian, root; see docs/sweeps.md)
 	bash tests/slurm/local_cluster.sh
 	$(BIN)/pytest -q --slurm $(ARGS)
+
+test-gpu: setup ## GPU checks on a CUDA machine, a few minutes (needs a CUDA torch: see tests/gpu/test_gpu.py)
+	$(BIN)/pytest -q tests/gpu $(ARGS)
 
 test-fast: setup ## tests without the slow ones
 	$(BIN)/pytest -q -m "not slow" $(ARGS)

@@ -9,7 +9,9 @@ BENCHMARKS = {
     "runner": "benchmarks.runner_overhead",
     "meta": "benchmarks.meta",
     "weighting": "benchmarks.weighting",
+    "models": "benchmarks.models",
     "launchers": "benchmarks.launchers",
+    "precision": "benchmarks.precision",
 }
 
 

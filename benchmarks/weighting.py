@@ -43,8 +43,8 @@ BACKBONES: dict[str, Callable[[], torch.nn.Module]] = {
     "mlp": lambda: MLP(INPUT_SHAPE),  # 784-256-256
     "lenet": lambda: LeNet(INPUT_SHAPE),  # MultiLeNet: conv10-conv20 (k5, pool) + fc50
 }
-#: the methods that combine task gradients (they accept `rep_grad`), from the registry
-GRADIENT_METHODS = [c.name for c in schema_choices("loss") if c.has_option("rep_grad")]
+#: the methods that can combine gradients of the shared representation, from the registry
+GRADIENT_METHODS = [c.name for c in schema_choices("loss") if c.allows("rep_grad", True)]
 
 
 def methods() -> list[str]:
@@ -75,14 +75,17 @@ def make_step(model: HardSharing, weighting, layout: str, generator: torch.Gener
         x = torch.randn(SHARED_BATCH, *INPUT_SHAPE, generator=generator)
         y = torch.randint(0, CLASSES, (num_tasks, SHARED_BATCH), generator=generator)
 
+    def sample() -> tuple[torch.Tensor, torch.Tensor | None]:
+        if layout == "per-task":
+            return torch.stack([F.cross_entropy(model(x[t], t), y[t]) for t in tasks]), None
+        z = model.representation(x)
+        return torch.stack([F.cross_entropy(model.head(z, t), y[t]) for t in tasks]), z
+
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        if layout == "per-task":
-            losses = torch.stack([F.cross_entropy(model(x[t], t), y[t]) for t in tasks])
-            z = None
-        else:
-            z = model.representation(x)
-            losses = torch.stack([F.cross_entropy(model.head(z, t), y[t]) for t in tasks])
+        losses, z = sample()
+        # as the trainer does: more forward passes for methods that need independent samples
+        weighting.extra_losses = [sample()[0] for _ in range(weighting.samples_per_step - 1)]
         weighting.backward(losses, tasks, model, z)
         optimizer.step()
 

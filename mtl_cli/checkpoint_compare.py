@@ -13,8 +13,17 @@ from mtl_cli.errors import UserError
 #: config sections that must match a run's checkpoint to continue from it (plus `trainer`, less
 #: RUN_CONTROL_KEYS)
 IDENTITY_SECTIONS = ("task", "model", "backbone", "loss", "optim", "seed")
-#: trainer keys that only control how far or how visibly a run goes: they may change on resume
-RUN_CONTROL_KEYS = ("steps", "progress", "threads", "resume", "diagnostics")
+#: trainer keys that only control how far, how visibly or how fast a run goes: they may change on
+#: resume (a compiled and an eager run continue each other: same parameters, same state_dict keys)
+RUN_CONTROL_KEYS = (
+    "steps",
+    "progress",
+    "threads",
+    "resume",
+    "diagnostics",
+    "compile",
+    "compile_mode",
+)
 
 
 def plain(node: Any, resolve: bool = True) -> Any:
@@ -30,8 +39,9 @@ def run_identity(cfg: Any) -> dict[str, Any]:
     """The plain, resolved config a run's checkpoints are bound to.
 
     The sections task, model, backbone, loss, optim, seed, and trainer without the run-control
-    keys (steps, progress, threads, resume, diagnostics): a run may continue for more steps or
-    with other threads, but not with another batch size, task sampling, clipping or eval cadence.
+    keys (steps, progress, threads, resume, diagnostics, compile, compile_mode): a run may continue
+    for more steps, with other threads or compiled, but not with another batch size, task
+    sampling, clipping or eval cadence.
     """
 
     def section(name: str) -> Any:

@@ -179,11 +179,32 @@ def validate(cfg: DictConfig) -> None:
                 "(a shared-batch family such as multilabel, with model=hard_sharing); "
                 "set loss.rep_grad=false"
             )
+    samples = getattr(loss_schema, "samples_per_step", 1)
+    if samples > 1 and cfg.trainer.task_sampling != "all":
+        raise UserError(
+            f"trainer.task_sampling: loss '{loss_schema.name}' draws {samples} independent "
+            "batches of the same tasks per step; only 'all' is allowed"
+        )
     if cfg.trainer.task_sampling != "all" and family.shared_batch:
         raise UserError(
             f"trainer.task_sampling: {family.name} tasks share one batch; only 'all' is allowed"
         )
     _check_device_string(str(cfg.device))
+    device = str(cfg.device)
+    if device != "auto":  # auto is resolved (and checked) when the run starts
+        problem = precision_error(str(cfg.trainer.get("precision", "32")), device.split(":")[0])
+        if problem:
+            raise UserError(problem)
+
+
+def precision_error(precision: str, device_type: str) -> str | None:
+    """Why `trainer.precision` cannot run on a device of type `device_type`, or None."""
+    if precision == "16-mixed" and device_type != "cuda":
+        return (
+            f"trainer.precision: 16-mixed needs a CUDA device; the run's device is "
+            f"{device_type}; allowed there: 32, bf16"
+        )
+    return None
 
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")

@@ -55,6 +55,19 @@ class Choice:
             return False
         return any(f.name == key for f in dataclasses.fields(self.schema))
 
+    def allows(self, key: str, value) -> bool:
+        """Whether the schema has the field `key` and its metadata admits `value`."""
+        from mtl_cli.schemas.checks import InvalidSetting, check_value
+
+        fields = {f.name: f for f in dataclasses.fields(self.schema)} if self.schema else {}
+        if key not in fields:
+            return False
+        try:
+            check_value(key, value, dict(fields[key].metadata))
+        except InvalidSetting:
+            return False
+        return True
+
     def fact(self, name: str, default=None):
         """A class variable of the schema (e.g. `families`, `kind`), or `default`."""
         return getattr(self.schema, name, default) if self.schema is not None else default

@@ -21,6 +21,7 @@ from mtl_cli import __version__
 from mtl_cli.checkpoint import load_checkpoint, save_checkpoint
 from mtl_cli.checkpoint_compare import config_mismatch, refuse_existing_run, run_identity
 from mtl_cli.checkpoint_compare import plain as _plain
+from mtl_cli.compiling import ModelCompiler
 from mtl_cli.config import validate
 from mtl_cli.device import resolve_device
 from mtl_cli.errors import UserError
@@ -35,6 +36,7 @@ from mtl_cli.launch import (
 )
 from mtl_cli.loggers import open_logger
 from mtl_cli.optim import build_optimizer, build_scheduler
+from mtl_cli.precision import Precision
 
 log = logging.getLogger("mtl_cli")
 
@@ -103,6 +105,12 @@ def run_choices(cfg: DictConfig) -> dict[str, str]:
             for g in ("task", "model", "backbone", "loss", "optim")
             if cfg.get(g) is not None
         }
+
+
+def _model_name(cfg: DictConfig) -> str:
+    """The model's choice name ('hard_sharing', 'meta/maml'), for messages."""
+    name = getattr(OmegaConf.get_type(cfg.model), "name", None)
+    return str(name) if isinstance(name, str) else run_choices(cfg).get("model", "model")
 
 
 def job_index() -> int | None:
@@ -181,10 +189,17 @@ class Run:
         if threads:  # trainer.threads, else cores / parallel jobs of the launcher
             torch.set_num_threads(threads)
         self.device = resolve_device(cfg.device, job_index())
+        self.precision = Precision(cfg.trainer.precision, self.device)  # before any work
         seed_everything(int(cfg.seed))
         self.family = build_family(cfg, self.device)
         self.model = self.family.build_model(cfg.model, cfg.get("backbone")).to(self.device)
         self.weighting = build_weighting(cfg, self.family).to(self.device)
+        self.compiler = ModelCompiler(  # trainer.compile: in place, lazily (docs/runs.md)
+            self.model,
+            cfg.trainer.get("compile", False),
+            str(cfg.trainer.get("compile_mode", "default")),
+            _model_name(cfg),
+        )
         params = list(self.model.parameters()) + list(self.weighting.parameters())
         self.optimizer = build_optimizer(cfg.optim, params)
         self.scheduler = build_scheduler(cfg.optim, self.optimizer, int(cfg.trainer.steps))
@@ -218,6 +233,7 @@ class Run:
             },
             "best": self.best,
             "running": self.running,
+            "precision": self.precision.state_dict(),
         }
 
     def restore(self, path: Path) -> None:
@@ -232,6 +248,7 @@ class Run:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.family.load_state_dict(state["family"])
+            self.precision.load_state_dict(state.get("precision", {}))
         except (RuntimeError, KeyError, ValueError) as exc:
             reason = str(exc).splitlines()[0][:160]
             raise UserError(f"{path}: does not fit this model ({reason})") from None
@@ -247,7 +264,8 @@ class Run:
     def evaluate(self, split: str) -> dict[str, float]:
         self.model.eval()
         try:
-            return self.family.evaluate(self.model, split)
+            with self.precision.autocast():
+                return self.compiler.call(lambda: self.family.evaluate(self.model, split))
         finally:
             self.model.train()
 
@@ -300,6 +318,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "num_params": sum(p.numel() for p in run.model.parameters()),
         "data": getattr(run.family.data, "info", {}),
         "threads": torch.get_num_threads(),
+        "precision": run.precision.mode,
         "versions": versions(),
     }
     if run.step == 0:
@@ -327,15 +346,30 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             while run.step < steps:
                 if received:
                     raise Interrupted(received[0], previous.get(received[0]))
+                trial = run.compiler.trial(run)  # the first compiled step: state to redo it
                 run.optimizer.zero_grad(set_to_none=True)
-                losses, tasks, rep = run.family.train_losses(run.model, run.generator)
-                evaluating = (run.step + 1) % eval_every == 0 or run.step + 1 == steps
-                run.weighting.keep_task_gradients = evaluating and trainer.diagnostics
-                stats = run.weighting.backward(losses, tasks, run.model, rep)
+                try:  # compilation is lazy: a model that cannot be compiled fails here
+                    with run.precision.autocast():  # forward and losses only
+                        losses, tasks, rep = run.family.train_losses(run.model, run.generator)
+                        extra = [  # more independent samples (MoDo, SDMGrad); same tasks
+                            run.family.train_losses(run.model, run.generator)[0]
+                            for _ in range(run.weighting.samples_per_step - 1)
+                        ]
+                    losses = run.precision.float32_losses(losses)
+                    run.weighting.extra_losses = [run.precision.float32_losses(e) for e in extra]
+                    evaluating = (run.step + 1) % eval_every == 0 or run.step + 1 == steps
+                    run.weighting.keep_task_gradients = evaluating and trainer.diagnostics
+                    run.weighting.loss_scale = run.precision.loss_scale()  # 1.0 without a scaler
+                    stats = run.weighting.backward(losses, tasks, run.model, rep)
+                except Exception as exc:
+                    if not run.compiler.recover(exc, trial, run):  # UserError for compile=true
+                        raise
+                    continue  # compile=auto: the same step again, eager
                 diag = _diagnostics(run.weighting) if run.weighting.keep_task_gradients else {}
+                run.precision.unscale_(run.optimizer)  # .grad back from the scaler's space
                 if clip > 0:
                     torch.nn.utils.clip_grad_norm_(run.model.parameters(), clip)
-                run.optimizer.step()
+                run.precision.step(run.optimizer)  # skipped by the scaler after an overflow
                 run.scheduler.step()
                 index = torch.as_tensor(tasks)
                 run.running[index, 0] += losses.detach().double().cpu()
@@ -445,6 +479,7 @@ def _summary(
             summary["delta_m"] = _delta_m_against(
                 Path(baseline), summary["test"], run.family.delta_m_metric
             )
+    summary["compiled"] = run.compiler.compiled  # false: eager, or fell back (trainer.compile=auto)
     summary["steps_per_s"] = rate
     summary["wall_time_s"] = wall
     return summary
@@ -513,12 +548,16 @@ def evaluate(
             f"{ckpt_path}: does not fit the run's model ({str(exc).splitlines()[0][:160]})"
         ) from None
     model.eval()
-    metrics = family.evaluate(model, split)
+    # the run's precision (float32 where it cannot run on this device: 16-mixed off CUDA)
+    precision = Precision.for_evaluation(cfg.trainer.get("precision", "32"), dev)
+    with precision.autocast():
+        metrics = family.evaluate(model, split)
     result = {
         "split": split,
         "checkpoint": checkpoint,
         "step": int(state["step"]),
         "device": str(dev),
+        "precision": precision.mode,
         "metrics": metrics,
     }
     write_json(run_dir / "eval_metrics.json", result)

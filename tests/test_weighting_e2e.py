@@ -19,7 +19,8 @@ from tests.conftest import mtl, tiny, tiny_cli
 from tests.fakes import write_fake_fashion_mnist
 
 METHODS = [c.name for c in schema_choices("loss")]  # the registry: every method, none listed here
-GRADIENT_METHODS = [c.name for c in schema_choices("loss") if c.has_option("rep_grad")]
+#: methods that can combine gradients of the shared representation z
+REP_GRAD_METHODS = [c.name for c in schema_choices("loss") if c.allows("rep_grad", True)]
 TIMING = {"steps_per_s", "wall_time_s", "resumed_from"}
 
 
@@ -124,13 +125,14 @@ def test_every_method_trains_the_multilabel_family(tmp_path, method):
     assert 0.0 <= rows[-1]["diag/grad_conflict_fraction"] <= 1.0
 
 
-@pytest.mark.parametrize("method", ["mgda", "pcgrad"])
+@pytest.mark.parametrize("method", REP_GRAD_METHODS)
 def test_rep_grad_trains_the_multilabel_family(tmp_path, method):
-    plain = train(compose(multilabel(tmp_path / "plain", f"loss={method}")))
     rep = train(compose(multilabel(tmp_path / "rep", f"loss={method}", "loss.rep_grad=true")))
     assert rep["status"] == "finished" and rep["step"] == 6
-    # gradients w.r.t. z instead of the trunk parameters give a different update
-    assert rep["test"] != plain["test"]
+    if method in ("mgda", "pcgrad"):
+        # gradients w.r.t. z instead of the trunk parameters give a different update
+        plain = train(compose(multilabel(tmp_path / "plain", f"loss={method}")))
+        assert rep["test"] != plain["test"]
     weights = [v for k, v in read_jsonl(tmp_path / "rep" / "metrics.jsonl")[-1].items()
                if k.startswith("loss/weight/")]  # fmt: skip
     assert len(weights) == 8 and all(math.isfinite(w) for w in weights)
@@ -254,3 +256,21 @@ def test_weighting_comparison_hershey_fallback_preset_runs_tiny(tmp_path):
         assert run["metrics"]["status"] == "finished" and run["metrics"]["step"] == 4
         assert run["metrics"]["choices"]["backbone"] == "lenet"
         assert run["metrics"]["tasks"] == ["digits", "greek_sans_upper", "markers"]
+
+
+@pytest.mark.parametrize(
+    "alphabets", ["[digits,markers]", "[digits,markers,greek_sans_upper,math]"], ids=["T2", "T4"]
+)
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_trains_the_multitask_family_with_two_and_four_tasks(
+    tmp_path, method, alphabets
+):
+    args = [
+        a for a in tiny(tmp_path / "run", f"loss={method}") if not a.startswith("task.alphabets")
+    ]
+    summary = train(compose([*args, f"task.alphabets={alphabets}"]))
+    assert summary["status"] == "finished" and summary["step"] == 6
+    assert len(summary["tasks"]) == alphabets.count(",") + 1
+    assert all(math.isfinite(v) for v in summary["test"].values())
+    rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert {f"loss/weight/{t}" for t in summary["tasks"]} <= set(rows[-1])

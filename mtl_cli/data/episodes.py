@@ -7,10 +7,50 @@ meta-batch: no Python loop over episodes, classes or drawers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import copy
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
+
+
+def _concrete(device: torch.device | str) -> torch.device:
+    """`device` with its index, as tensors report it ("cuda" -> "cuda:<current>", "mps" -> "mps:0")."""
+    device = torch.device(device)
+    if device.index is None and device.type == "cuda":
+        return torch.device("cuda", torch.cuda.current_device())
+    if device.index is None and device.type == "mps":
+        return torch.device("mps", 0)
+    return device
+
+
+def to_device(
+    tensors: Sequence[torch.Tensor], device: torch.device | str
+) -> tuple[torch.Tensor, ...]:
+    """`tensors` on `device`, with as few host-to-device copies as possible.
+
+    Tensors already there are returned as they are (no copy). The others are packed into one flat
+    buffer per dtype (and source device) and moved with one copy each; on CUDA the buffer is
+    pinned and the copy is `non_blocking`, so it overlaps with the work already queued on the GPU.
+    (Freeing the pinned buffer right after is safe: torch's caching host allocator records the
+    copy's event and does not reuse the block before the copy has finished.)
+    """
+    device = _concrete(device)
+    out: list[torch.Tensor | None] = [t if t.device == device else None for t in tensors]
+    moving: dict[tuple[torch.dtype, torch.device], list[int]] = {}
+    for i, t in enumerate(tensors):
+        if out[i] is None:
+            moving.setdefault((t.dtype, t.device), []).append(i)
+    for indices in moving.values():
+        parts = [tensors[i] for i in indices]
+        flat = (
+            parts[0].reshape(-1) if len(parts) == 1 else torch.cat([t.reshape(-1) for t in parts])
+        )
+        pinned = device.type == "cuda" and flat.device.type == "cpu"
+        moved = (flat.pin_memory() if pinned else flat).to(device, non_blocking=pinned)
+        for i, piece in zip(indices, moved.split([t.numel() for t in parts]), strict=True):
+            out[i] = piece.view(tensors[i].shape)
+    return tuple(out)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -26,8 +66,9 @@ class Episode:
     query_y: torch.Tensor
 
     def to(self, device: torch.device | str) -> Episode:
-        """The same episode with every tensor on `device`."""
-        return Episode(*(t.to(device) for t in self.tensors()))
+        """The same episode with every tensor on `device` (one packed copy per dtype, pinned and
+        non-blocking on CUDA; tensors already there are not copied): see `to_device`."""
+        return Episode(*to_device(self.tensors(), device))
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(support_x, support_y, query_x, query_y)."""
@@ -44,6 +85,12 @@ class EpisodeSampler:
     (Santoro et al. 2016) there are 4*C classes: class c is base class c % C turned by
     90 * (c // C) degrees (torch.rot90 over the last two axes, which must be square).
     Tensors keep the dtype and device of `images`.
+
+    Device: the images stay where they are (`sampler.to(device)` gives a sampler whose images live
+    on `device`, moved once). The random draws come from the caller's generator on its own device
+    (a CPU generator, whose state a checkpoint holds, for exact resume); the index arrays they give
+    are small, built on the generator's device and moved to the images' device in one copy per
+    meta-batch; the images themselves are gathered where they live, never copied per episode.
     """
 
     def __init__(
@@ -81,6 +128,7 @@ class EpisodeSampler:
         self.num_classes = num_classes
         self._base_classes = base_classes
         self._drawers = drawers
+        self._rotation_index: torch.Tensor | None = None
         if rotations:
             h, w = images.shape[-2:]
             grid = torch.arange(h * w, device=images.device).view(h, w)
@@ -89,31 +137,61 @@ class EpisodeSampler:
                 [torch.rot90(grid, r, dims=(0, 1)).reshape(-1) for r in range(4)]
             )
 
+    @property
+    def device(self) -> torch.device:
+        """Where the images live (and where episodes are gathered)."""
+        return self.images.device
+
+    def to(self, device: torch.device | str) -> EpisodeSampler:
+        """This sampler with its images (same dtype: uint8 stays uint8) on `device`; `self` when
+        they are already there. The same generator state gives the same episodes on any device."""
+        device = _concrete(device)
+        if self.images.device == device:
+            return self
+        moved = copy.copy(self)
+        moved.images = self.images.to(device)
+        if self._rotation_index is not None:
+            moved._rotation_index = self._rotation_index.to(device)
+        return moved
+
     def sample(self, batch: int, generator: torch.Generator) -> Episode:
         """Draw `batch` independent episodes (the same generator state gives the same episodes)."""
         if batch < 1:
             raise ValueError(f"batch: {batch} is below the minimum 1")
         n, k, q = self.ways, self.shots, self.queries
-        rand_device, device = generator.device, self.images.device
+        # Every index array is built where the generator draws (the CPU for a run's generator:
+        # its state is checkpointed, so a resumed run draws the same episodes), then all of them
+        # go to the images' device in one small copy (int64, B x (3S + 3Q) entries).
+        rand = generator.device
         # N distinct classes per episode, in random order: slot n gets label n.
-        classes = torch.rand(batch, self.num_classes, generator=generator, device=rand_device)
-        classes = classes.topk(n, dim=1).indices.to(device)  # [B, N]
+        classes = torch.rand(batch, self.num_classes, generator=generator, device=rand)
+        classes = classes.topk(n, dim=1).indices  # [B, N]
         # K + Q distinct drawers per (episode, class).
-        draw = torch.rand(batch, n, self._drawers, generator=generator, device=rand_device)
-        drawers = draw.argsort(dim=2)[..., : k + q].to(device)  # [B, N, K+Q]
-        order = torch.rand(batch, n * q, generator=generator, device=rand_device).argsort(dim=1)
-        order = order.to(device)  # random query order
-        labels = torch.arange(n, device=device).expand(batch, n)
-        rows = torch.arange(batch, device=device)[:, None]
-        # index arrays first (cheap), then one gather per split from the image tensor.
+        draw = torch.rand(batch, n, self._drawers, generator=generator, device=rand)
+        drawers = draw.argsort(dim=2)[..., : k + q]  # [B, N, K+Q]
+        order = torch.rand(batch, n * q, generator=generator, device=rand).argsort(dim=1)
+        labels = torch.arange(n, device=rand).expand(batch, n)
+        rows = torch.arange(batch, device=rand)[:, None]
         # support: K rounds of N, position k*N + n is (slot n, drawer k)
         support_classes = classes[:, None, :].expand(batch, k, n).reshape(batch, k * n)
         support_y = labels[:, None, :].expand(batch, k, n).reshape(batch, k * n)
         support_drawers = drawers[:, :, :k].transpose(1, 2).reshape(batch, k * n)
-        # queries: slot-major, then shuffled by `order`
+        # queries: slot-major, then shuffled by `order` (a random query order per episode)
         query_classes = classes[:, :, None].expand(batch, n, q).reshape(batch, n * q)[rows, order]
         query_y = labels[:, :, None].expand(batch, n, q).reshape(batch, n * q)[rows, order]
         query_drawers = drawers[:, :, k:].reshape(batch, n * q)[rows, order]
+        indices = (
+            support_classes,
+            support_drawers,
+            support_y,
+            query_classes,
+            query_drawers,
+            query_y,
+        )
+        support_classes, support_drawers, support_y, query_classes, query_drawers, query_y = (
+            to_device(indices, self.images.device)
+        )
+        # then one gather per split from the image tensor, where it lives
         return Episode(
             self._gather(support_classes, support_drawers),
             support_y,

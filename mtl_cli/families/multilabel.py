@@ -28,8 +28,9 @@ class MultiLabelFamily(Family):
         self.data = data
         self.task_names = data.task_names
         self.device = device
+        # every split on the run's device once: a step only indexes it (no host-to-device copy)
         self.splits = {s: part.to(device) for s, part in data.splits.items()}
-        self.batches = EpochSampler(len(self.splits["train"]), int(trainer.batch_size))
+        self.batches = EpochSampler(len(self.splits["train"]), int(trainer.batch_size), device)
         self.eval_batch_size = int(trainer.eval_batch_size)
         self.pos_weight = self._pos_weight(data.info.get("pos_weight"))
         self.threshold = data.info.get("threshold", 0.5)
@@ -63,7 +64,7 @@ class MultiLabelFamily(Family):
 
     def train_losses(self, model, generator):
         part = self.splits["train"]
-        idx = self.batches.next(generator).to(part.x.device)
+        idx = self.batches.next(generator)  # on the device (see EpochSampler)
         logits, z = self._logits(model, part.x[idx])
         return self._losses(logits, part.y[idx]), list(range(len(self.task_names))), z
 
@@ -79,7 +80,7 @@ class MultiLabelFamily(Family):
             y = part.y[start : start + self.eval_batch_size]
             logits, _ = self._logits(model, x)
             losses += self._losses(logits, y).double() * len(y)
-            chunks.append(torch.sigmoid(logits))
+            chunks.append(torch.sigmoid(logits.float()))  # float32 under autocast too (numpy)
         probs = torch.cat(chunks).cpu().numpy()
         return probs, part.y.cpu().numpy() > 0.5, losses / max(len(part), 1)
 

@@ -23,9 +23,10 @@ class MultiTaskFamily(Family):
         self.device = device
         self.kind = data.kind
         self.regression = data.kind == "regression"
+        # every split on the run's device once: a step only indexes it (no host-to-device copy)
         self.splits = {s: [p.to(device) for p in parts] for s, parts in data.splits.items()}
         sizes = [len(p) for p in self.splits["train"]]
-        self.batches = [EpochSampler(n, int(trainer.batch_size)) for n in sizes]
+        self.batches = [EpochSampler(n, int(trainer.batch_size), device) for n in sizes]
         self.tasks = TaskSampler(str(trainer.task_sampling), int(trainer.tasks_per_step), sizes)
         self.eval_batch_size = int(trainer.eval_batch_size)
 
@@ -39,7 +40,7 @@ class MultiTaskFamily(Family):
         losses = []
         for t in tasks:
             part = self.splits["train"][t]
-            idx = self.batches[t].next(generator).to(part.x.device)
+            idx = self.batches[t].next(generator)  # on the device (see EpochSampler)
             losses.append(self._loss(model(part.x[idx], t), part.y[idx]))
         return torch.stack(losses), tasks, None
 

@@ -8,21 +8,37 @@ from mtl_cli.errors import UserError
 
 
 class EpochSampler:
-    """Index batches that go through a dataset of n items in a fresh random order each epoch."""
+    """Index batches that go through a dataset of n items in a fresh random order each epoch.
 
-    def __init__(self, n: int, batch_size: int) -> None:
+    The order is drawn on the CPU from the run's CPU generator (its state is in the checkpoint,
+    and `order` too, so a resumed run draws the same batches) and sent to `device` once per epoch,
+    in one small copy (pinned and non-blocking on CUDA). Each step's batch is then a slice of that
+    device copy: a view, no host-to-device copy per step, and indexing the family's device-resident
+    split with it gathers the batch on the device.
+    """
+
+    def __init__(self, n: int, batch_size: int, device: torch.device | str = "cpu") -> None:
         if n < 1:
             raise UserError("data: a task has no training examples")
         self.n = n
         self.batch_size = min(batch_size, n)
-        self.order = torch.empty(0, dtype=torch.long)
+        self.device = torch.device(device)
+        self.order = torch.empty(0, dtype=torch.long)  # on the CPU: what checkpoints hold
+        self._device_order = self.order.to(self.device)
         self.cursor = 0
 
+    def _set_order(self, order: torch.Tensor) -> None:
+        from mtl_cli.data.episodes import to_device
+
+        self.order = order
+        (self._device_order,) = to_device((order,), self.device)
+
     def next(self, generator: torch.Generator) -> torch.Tensor:
+        """The next batch of indices, on `device`."""
         if self.cursor + self.batch_size > len(self.order):
-            self.order = torch.randperm(self.n, generator=generator)
+            self._set_order(torch.randperm(self.n, generator=generator))
             self.cursor = 0
-        batch = self.order[self.cursor : self.cursor + self.batch_size]
+        batch = self._device_order[self.cursor : self.cursor + self.batch_size]
         self.cursor += self.batch_size
         return batch
 
@@ -30,7 +46,7 @@ class EpochSampler:
         return {"order": self.order.clone(), "cursor": self.cursor}
 
     def load_state_dict(self, state: dict) -> None:
-        self.order = state["order"].clone()
+        self._set_order(state["order"].cpu().clone())
         self.cursor = int(state["cursor"])
 
 

@@ -6,10 +6,23 @@
   representation z with `rep_grad`) form G [T, P]; the method picks coefficients w from the Gram
   matrix G G^T and the shared tensors receive d = w G. Task-specific parameters receive their own
   task's plain gradient (one backward of sum_i L_i restricted to them).
+
+Loss scaling (`trainer.precision=16-mixed`): the trainer sets `loss_scale` (its gradient scaler's
+scale, else 1.0) before `backward`. Every autograd call here backpropagates `loss_scale * (...)`,
+so float16 gradients do not underflow and every `.grad` is in the scaler's scaled space (the
+trainer unscales them before clipping and stepping). What a method sees is unscaled: G is divided
+by `loss_scale` before any method combines it or it is kept in `last_gradients`, losses are never
+scaled (loss-weighting methods compute their weights from them), and the combined shared direction
+d is multiplied by `loss_scale` again when it is written into `.grad`. A step whose losses or
+task gradients are not finite (a float16 overflow) is skipped: no combination, no method state
+update where the method's state changes only in its combination (Nash-MTL's alpha, PCGrad's
+generator), and NaN in the `.grad` of every trainable model parameter, so that the scaler's
+`unscale_`/`step` skips the optimizer step as it does for any overflow.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Self
@@ -64,15 +77,30 @@ class Weighting(nn.Module):
     When the trainer sets `keep_task_gradients` before `backward`, the method leaves the
     task-gradient matrix G of the shared parameters in `last_gradients` (rows: `last_tasks`),
     reusing the one it computed itself when it did, so a step never pays for G twice.
+
+    `loss_scale` (set by the trainer before `backward`, 1.0 unless a gradient scaler is used):
+    autograd runs on `loss_scale * (...)` and `.grad` ends in that scaled space, while methods
+    see unscaled losses and gradients (module docstring). `last_step_skipped` says whether the
+    latest `backward` met non-finite losses or gradients and left NaN gradients instead.
     """
+
+    #: independent training samples one step needs (double sampling: MoDo, SDMGrad); the
+    #: trainer draws that many batches of the same tasks, passes the first as `losses` and the
+    #: others' losses in `extra_losses`
+    samples_per_step: int = 1
 
     def __init__(self) -> None:
         super().__init__()
+        self.extra_losses: list[Tensor] = []
         self.num_tasks = 0
         self.task_names: list[str] = []
         self.steps_per_epoch: int | None = None
         self.keep_task_gradients = False
-        #: G [T, P] of the latest step on the shared parameters (detached), or None
+        #: multiplier of every backward (a gradient scaler's scale); methods see unscaled values
+        self.loss_scale: float = 1.0
+        #: whether the latest `backward` skipped a non-finite step (NaN left in `.grad`)
+        self.last_step_skipped = False
+        #: G [T, P] of the latest step on the shared parameters (detached, unscaled), or None
         self.last_gradients: Tensor | None = None
         self.last_tasks: list[int] | None = None
 
@@ -106,8 +134,43 @@ class Weighting(nn.Module):
             return
         shared = _trainable(model.shared_parameters())
         if shared:
-            G = task_gradients(losses, shared, retain_graph=True)
-            self.last_gradients, self.last_tasks = G.detach(), index.tolist()
+            G = self.unscaled_task_gradients(losses, shared, retain_graph=True)
+            if bool(torch.isfinite(G).all()):  # an overflow step has no statistics
+                self.last_gradients, self.last_tasks = G.detach(), index.tolist()
+
+    # -- loss scaling ------------------------------------------------------------------------------
+
+    def scaled(self, value: Tensor) -> Tensor:
+        """`loss_scale * value`: what every backward of a method differentiates."""
+        return value if self.loss_scale == 1.0 else value * self.loss_scale
+
+    def unscaled(self, gradient: Tensor) -> Tensor:
+        """A gradient of `scaled(...)` divided back by `loss_scale` (in place)."""
+        return gradient if self.loss_scale == 1.0 else gradient.div_(self.loss_scale)
+
+    def unscaled_task_gradients(
+        self, losses: Tensor, inputs: Sequence[Tensor], retain_graph: bool = True
+    ) -> Tensor:
+        """G [T, P] of the losses w.r.t. `inputs`: computed on `loss_scale * L_t` (float16
+        gradients do not underflow), returned divided by `loss_scale`."""
+        G = task_gradients(losses, inputs, retain_graph=retain_graph, scale=self.loss_scale)
+        return self.unscaled(G)
+
+    def step_is_finite(self, *tensors: Tensor) -> bool:
+        """True when every value is finite; otherwise the step will be skipped (recorded in
+        `last_step_skipped`)."""
+        finite = all(bool(torch.isfinite(t.detach()).all()) for t in tensors)
+        self.last_step_skipped = not finite
+        return finite
+
+    def skip_step(self, model: MultiTaskModel, index: Tensor) -> dict[str, float]:
+        """Leave NaN in the `.grad` of every trainable model parameter (an overflow step: a
+        gradient scaler skips the optimizer step) and return NaN weights."""
+        self.last_step_skipped = True
+        self.last_gradients, self.last_tasks = None, None
+        for p in _trainable(model.parameters()):
+            p.grad = torch.full_like(p, math.nan)
+        return weight_diagnostics(torch.full((len(index),), math.nan), index)
 
     def check_step(self, losses: Tensor, tasks: Sequence[int]) -> Tensor:
         """Validate one step's losses and task indices; return the indices as a long tensor."""
@@ -160,9 +223,11 @@ class LossWeighting(Weighting):
         representation: Tensor | None = None,
     ) -> dict[str, float]:
         index = self.check_step(losses, tasks)
+        if not self.step_is_finite(losses):  # weights (and their state) only from finite losses
+            return self.skip_step(model, index)
         self.keep_gradients_before_backward(losses, index, model)
         total, weights = self.objective(losses, index.to(losses.device))
-        total.backward()
+        self.scaled(total).backward()
         return weight_diagnostics(weights, index)
 
 
@@ -178,6 +243,8 @@ class GradientWeighting(Weighting):
     def __init__(self, rep_grad: bool = False) -> None:
         super().__init__()
         self.rep_grad = bool(rep_grad)
+        #: G [T, P] of each of the step's `extra_losses` on the shared parameters (unscaled)
+        self.sample_gradients: list[Tensor] = []
 
     # -- the method ------------------------------------------------------------------------------
 
@@ -224,6 +291,8 @@ class GradientWeighting(Weighting):
         index = self.check_step(losses, tasks)
         if self.rep_grad and representation is None:
             raise ValueError(REP_GRAD_ERROR)
+        if not self.step_is_finite(losses):
+            return self.skip_step(model, index)
         shared = [representation] if self.rep_grad else _trainable(model.shared_parameters())
         shared_ids = {id(p) for p in model.shared_parameters()}
         specific = [p for p in _trainable(model.parameters()) if id(p) not in shared_ids]
@@ -236,7 +305,7 @@ class GradientWeighting(Weighting):
 
         if specific:  # each head depends on its own loss only: d(sum L)/d(head t) = dL_t/d(head t)
             grads = torch.autograd.grad(
-                losses.sum(), specific, retain_graph=bool(shared), allow_unused=True
+                self.scaled(losses.sum()), specific, retain_graph=bool(shared), allow_unused=True
             )
             for p, g in zip(specific, grads, strict=True):
                 if g is not None:
@@ -245,14 +314,25 @@ class GradientWeighting(Weighting):
             return weight_diagnostics(torch.ones(len(index)), index)
 
         if weights is None:
-            G = task_gradients(losses, shared, retain_graph=self.rep_grad)
+            G = self.unscaled_task_gradients(losses, shared, retain_graph=self.rep_grad)
+            # independent samples of the same step (MoDo, SDMGrad): their task gradients too
+            self.sample_gradients = [
+                self.unscaled_task_gradients(extra, shared, retain_graph=False)
+                for extra in self.extra_losses
+            ]
+            if not self.step_is_finite(G, *self.sample_gradients):  # the state stays put
+                return self.skip_step(model, index)
             direction, weights = self._aggregate(G, losses, index)
             if computes_shared_G:
                 self.last_gradients, self.last_tasks = G.detach(), index.tolist()
         else:
             weights = weights.to(losses.dtype).to(losses.device)
-            combined = (weights * losses).sum()
-            direction = self.finalize(flat_gradient(combined, shared, retain_graph=self.rep_grad))
+            combined = self.scaled((weights * losses).sum())
+            direction = self.unscaled(flat_gradient(combined, shared, retain_graph=self.rep_grad))
+            if not self.step_is_finite(direction):
+                return self.skip_step(model, index)
+            direction = self.finalize(direction)
+        direction = self.scaled(direction)  # into the scaler's space, like every other .grad
         if self.rep_grad:
             representation.backward(direction.view_as(representation))
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mtl_cli.loss.base import GradientWeighting
+from mtl_cli.loss.simplex import project_to_simplex
 from mtl_cli.schemas import loss as schema
 from mtl_cli.schemas.checks import check_settings
 
@@ -166,12 +167,3 @@ def _face_stationary_point(
         if f < best_value:
             best, best_value = w, f
     return best
-
-
-def project_to_simplex(v: np.ndarray) -> np.ndarray:
-    """Euclidean projection onto {w >= 0, sum w = 1} (sort-based, Held et al. 1974)."""
-    u = np.sort(v)[::-1]
-    cumulative = np.cumsum(u) - 1.0
-    k = np.arange(1, len(v) + 1)
-    rho = np.nonzero(u - cumulative / k > 0)[0][-1]
-    return np.maximum(v - cumulative[rho] / (rho + 1.0), 0.0)

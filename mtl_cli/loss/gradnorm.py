@@ -10,7 +10,6 @@ import torch
 from torch import Tensor
 
 from mtl_cli.loss.base import TaskSetup, Weighting, weight_diagnostics
-from mtl_cli.loss.task_gradients import task_gradients
 from mtl_cli.models.base import MultiTaskModel
 from mtl_cli.schemas import loss as schema
 from mtl_cli.schemas.checks import check_settings
@@ -26,7 +25,8 @@ class GradNorm(Weighting):
     The weights take one step of their own Adam optimizer (`lr`) per training step and are then
     renormalised to sum to T (the number of tasks), as in the paper. L_i(0) is task i's first
     observed loss. The weights are a buffer, not a parameter: the trainer's optimizer never sees
-    them.
+    them. With a loss scale (16-mixed) the norms are taken on unscaled gradients; a step with
+    non-finite losses or norms updates nothing and leaves NaN gradients (skipped).
     """
 
     def __init__(
@@ -55,18 +55,23 @@ class GradNorm(Weighting):
         representation: Tensor | None = None,
     ) -> dict[str, float]:
         index = self.check_step(losses, tasks).to(self.loss_weights.device)
+        if not self.step_is_finite(losses):
+            return self.skip_step(model, index)
+        last_shared = [p for p in model.last_shared_parameters() if p.requires_grad]
+        norms = None
+        if last_shared:
+            norms = self.unscaled_task_gradients(losses, last_shared).norm(dim=1)
+            if not self.step_is_finite(norms):  # before any state changes
+                return self.skip_step(model, index)
         self.keep_gradients_before_backward(losses, index, model)
         weights = self.loss_weights[index].to(losses.device, losses.dtype)  # a copy: used this step
         detached = losses.detach().to(self.initial_losses)
         new = ~self.initial_seen[index]
         self.initial_losses[index[new]] = detached[new]
         self.initial_seen[index] = True
-
-        last_shared = [p for p in model.last_shared_parameters() if p.requires_grad]
-        if last_shared:
-            norms = task_gradients(losses, last_shared).norm(dim=1).to(self.initial_losses)
-            self._update_weights(index, norms, detached)
-        (weights * losses).sum().backward()
+        if norms is not None:
+            self._update_weights(index, norms.to(self.initial_losses), detached)
+        self.scaled((weights * losses).sum()).backward()
         return weight_diagnostics(weights, index)
 
     def _update_weights(self, index: Tensor, norms: Tensor, losses: Tensor) -> None:

@@ -25,12 +25,17 @@ STRATEGIES = ("auto", "loop", "batched")
 
 
 def task_gradients(
-    losses: Tensor, inputs: Sequence[Tensor], strategy: str = "auto", retain_graph: bool = True
+    losses: Tensor,
+    inputs: Sequence[Tensor],
+    strategy: str = "auto",
+    retain_graph: bool = True,
+    scale: float = 1.0,
 ) -> Tensor:
     """Gradient of each loss w.r.t. `inputs`, flattened and concatenated: G [T, sum(numel)].
 
     Inputs a loss does not depend on contribute zeros. The graph is kept (`retain_graph`) so the
-    caller can still backpropagate through it.
+    caller can still backpropagate through it. `scale`: backpropagate `scale * L_t` instead (a
+    gradient scaler's loss scale; the rows are then scaled too, the caller divides).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy: unknown value '{strategy}'; allowed: {', '.join(STRATEGIES)}")
@@ -44,7 +49,7 @@ def task_gradients(
         return losses.new_zeros(num_tasks, sum(t.numel() for t in inputs))
     if strategy == "batched":
         try:
-            return _batched(losses, inputs, retain_graph)
+            return _batched(losses, inputs, retain_graph, scale)
         except RuntimeError as exc:  # an op without a batching rule
             warnings.warn(
                 f"task_gradients: vmap over backward failed ({str(exc).splitlines()[0]}); "
@@ -52,11 +57,13 @@ def task_gradients(
                 RuntimeWarning,
                 stacklevel=2,
             )
-    return _loop(losses, inputs, retain_graph)
+    return _loop(losses, inputs, retain_graph, scale)
 
 
-def _batched(losses: Tensor, inputs: list[Tensor], retain_graph: bool) -> Tensor:
+def _batched(losses: Tensor, inputs: list[Tensor], retain_graph: bool, scale: float) -> Tensor:
     eye = torch.eye(losses.shape[0], dtype=losses.dtype, device=losses.device)
+    if scale != 1.0:
+        eye = eye * scale
     grads = torch.autograd.grad(
         losses,
         inputs,
@@ -69,7 +76,7 @@ def _batched(losses: Tensor, inputs: list[Tensor], retain_graph: bool) -> Tensor
     return torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1)
 
 
-def _loop(losses: Tensor, inputs: list[Tensor], retain_graph: bool) -> Tensor:
+def _loop(losses: Tensor, inputs: list[Tensor], retain_graph: bool, scale: float) -> Tensor:
     num_tasks = losses.shape[0]
     outputs = _separate_outputs(losses)
     G = losses.new_empty(num_tasks, sum(x.numel() for x in inputs))  # every row is written
@@ -80,7 +87,7 @@ def _loop(losses: Tensor, inputs: list[Tensor], retain_graph: bool) -> Tensor:
         grads = torch.autograd.grad(
             outputs[t],
             inputs,
-            grad_outputs=torch.ones((), dtype=losses.dtype, device=losses.device),
+            grad_outputs=torch.full((), scale, dtype=losses.dtype, device=losses.device),
             retain_graph=retain_graph or t < num_tasks - 1,
             allow_unused=True,
             materialize_grads=True,

@@ -63,6 +63,15 @@ class Trainer:
     progress: bool = True  # tqdm bar (only on a terminal)
     resume: bool = True  # continue from checkpoints/last.pt when the run dir has one
     diagnostics: bool = True  # task-gradient conflict statistics at each evaluation
+    # torch.compile the model: false | true (a model that cannot be compiled is an error) | auto
+    # (fall back to eager); docs/runs.md#compilation. Any: Hydra reads true/false as bools
+    compile: Any = field(default=False, metadata={"choices": [False, True, "auto"]})
+    compile_mode: str = field(
+        default="default", metadata={"choices": ["default", "reduce-overhead", "max-autotune"]}
+    )
+    # 32: float32; bf16: autocast to bfloat16 (CPU, CUDA); 16-mixed: CUDA autocast to float16
+    # with a gradient scaler (docs/runs.md#precision)
+    precision: str = field(default="32", metadata={"choices": ["32", "bf16", "16-mixed"]})
 
 
 @dataclass

@@ -157,3 +157,233 @@ class WorstCase:
 
     _target_: str = "mtl_cli.loss.worst_case.WorstCase"
     temperature: float = field(default=0.0, metadata={"min": 0.0})  # 0: hard max
+
+
+@dataclass
+class UPGrad:
+    """Mean of each gradient's projection onto the dual cone, UPGrad (Quinton & Rey 2024)."""
+
+    group: ClassVar[str] = "loss"
+    name: ClassVar[str] = "upgrad"
+
+    _target_: str = "mtl_cli.loss.upgrad.UPGrad"
+    #: {task name: preference}, every task or none; {}: 1/T each (the mean)
+    pref_vector: dict[str, float] = field(default_factory=dict)
+    norm_eps: float = field(default=1e-4, metadata={"min": 0.0})
+    reg_eps: float = field(default=1e-4, metadata={"min": 0.0})
+    rep_grad: bool = False
+
+
+@dataclass
+class DualProj:
+    """Mean gradient projected onto the gradients' dual cone, DualProj (Quinton & Rey 2024)."""
+
+    group: ClassVar[str] = "loss"
+    name: ClassVar[str] = "dualproj"
+
+    _target_: str = "mtl_cli.loss.dualproj.DualProj"
+    #: {task name: preference}, every task or none; {}: 1/T each (the mean)
+    pref_vector: dict[str, float] = field(default_factory=dict)
+    norm_eps: float = field(default=1e-4, metadata={"min": 0.0})
+    reg_eps: float = field(default=1e-4, metadata={"min": 0.0})
+    rep_grad: bool = False
+
+
+@dataclass
+class AlignedMTL:
+    """Gradient components aligned to condition number 1, Aligned-MTL (Senushkin et al. 2023)."""
+
+    group: ClassVar[str] = "loss"
+    name: ClassVar[str] = "aligned_mtl"
+
+    _target_: str = "mtl_cli.loss.aligned_mtl.AlignedMTL"
+    #: {task name: task weight}, every task or none; {}: ones (the sum, as the official code)
+    pref_vector: dict[str, float] = field(default_factory=dict)
+    scale_mode: str = field(default="min", metadata={"choices": ["min", "median", "rmse"]})
+    rep_grad: bool = False
+
+
+@dataclass
+class ConFIG:
+    """Equal projections on every unit task gradient, ConFIG (Liu, Chu & Thuerey 2024)."""
+
+    group: ClassVar[str] = "loss"
+    name: ClassVar[str] = "config_grad"
+
+    _target_: str = "mtl_cli.loss.config_grad.ConFIG"
+    #: {task name: weight}, every task or none; {}: ones (equal angles)
+    pref_vector: dict[str, float] = field(default_factory=dict)
+    length_model: str = field(
+        default="projection",
+        metadata={
+            "choices": [
+                "projection",
+                "track_min",
+                "track_max",
+                "track_harmonic",
+                "track_arithmetic",
+                "track_geometric",
+            ]
+        },
+    )
+    rep_grad: bool = False
+
+
+@dataclass
+class FAMO:
+    """Fast adaptive multitask optimization: weights from log-loss decrease (Liu et al. 2023)."""
+
+    group: ClassVar[str] = "loss"
+    name: ClassVar[str] = "famo"
+
+    _target_: str = "mtl_cli.loss.famo.FAMO"
+    w_lr: float = field(default=0.025, metadata={"min_exclusive": 0.0})  # Adam lr of the logits
+    gamma: float = field(default=1e-3, metadata={"min": 0.0})  # weight decay of the logits
+    min_losses: dict[str, float] = field(default_factory=dict)  # per task name; unlisted: 0
+    eps: float = field(default=1e-8, metadata={"min_exclusive": 0.0})
+
+
+@dataclass
+class FairGrad:
+    """Alpha-fair allocation among task gradients, (G G^T) w = w^(-1/alpha) (Ban & Ji 2024)."""
+
+    group: ClassVar[str] = "loss"
+    name: ClassVar[str] = "fairgrad"
+
+    _target_: str = "mtl_cli.loss.fairgrad.FairGrad"
+    alpha: float = field(default=1.0, metadata={"min_exclusive": 0.0})
+    tol: float = field(default=1e-6, metadata={"min_exclusive": 0.0})
+    max_iter: int = field(default=100, metadata={"min": 1})
+    rep_grad: bool = False
+
+
+@dataclass
+class DBMTL:
+    """Dual balancing: log losses, EMA task gradients scaled to the largest (Lin et al. 2023)."""
+
+    group: ClassVar[str] = "loss"
+    name: ClassVar[str] = "db_mtl"
+
+    _target_: str = "mtl_cli.loss.db_mtl.DBMTL"
+    beta: float = field(default=0.9, metadata={"min": 0.0, "max": 1.0})
+    beta_sigma: float = field(default=0.0, metadata={"min": 0.0})  # beta_k = beta / k^beta_sigma
+    rep_grad: bool = False
+
+
+@dataclass
+class STCH:
+    """Smooth Tchebycheff scalarisation of nadir-normalised log losses (Lin et al. 2024)."""
+
+    group: ClassVar[str] = "loss"
+    name: ClassVar[str] = "stch"
+
+    _target_: str = "mtl_cli.loss.stch.STCH"
+    mu: float = field(default=1.0, metadata={"min_exclusive": 0.0})
+    warmup_epochs: int = field(default=4, metadata={"min": 0})
+    period: int | None = field(default=None, metadata={"min": 1})  # None: steps per epoch
+    preference: dict[str, float] = field(default_factory=dict)  # per task name; unlisted: 1
+
+
+@dataclass
+class GLS:
+    """Geometric loss strategy: minimise the losses' geometric mean (Chennupati et al. 2019)."""
+
+    group: ClassVar[str] = "loss"
+    name: ClassVar[str] = "gls"
+
+    _target_: str = "mtl_cli.loss.gls.GLS"
+
+
+@dataclass
+class GradVac:
+    """Gradient Vaccine: pull each pair's gradient cosine up to an EMA target (Wang et al. 2021)."""
+
+    group: ClassVar[str] = "loss"
+    name: ClassVar[str] = "gradvac"
+
+    _target_: str = "mtl_cli.loss.gradvac.GradVac"
+    beta: float = field(default=0.01, metadata={"min_exclusive": 0.0, "max": 1.0})  # EMA rate
+    seed: int | None = field(default=None, metadata={"min": 0})  # None: the run's seed
+    rep_grad: bool = False
+
+
+@dataclass
+class GradDrop:
+    """Gradient sign dropout: keep one random sign per element by sign purity (Chen et al. 2020)."""
+
+    group: ClassVar[str] = "loss"
+    name: ClassVar[str] = "graddrop"
+
+    _target_: str = "mtl_cli.loss.graddrop.GradDrop"
+    leak: float = field(default=0.0, metadata={"min": 0.0, "max": 1.0})
+    seed: int | None = field(default=None, metadata={"min": 0})  # None: the run's seed
+    rep_grad: bool = False
+
+
+@dataclass
+class RGW:
+    """Random gradient weights drawn each step, heads unweighted (Lin et al. 2022)."""
+
+    group: ClassVar[str] = "loss"
+    name: ClassVar[str] = "rgw"
+
+    _target_: str = "mtl_cli.loss.rgw.RGW"
+    seed: int | None = field(default=None, metadata={"min": 0})  # None: the run's seed
+    rep_grad: bool = False
+
+
+@dataclass
+class ExcessMTL:
+    """Robust weights by exponentiated gradient on estimated excess risks (He et al. 2024)."""
+
+    group: ClassVar[str] = "loss"
+    name: ClassVar[str] = "excess_mtl"
+
+    _target_: str = "mtl_cli.loss.excess_mtl.ExcessMTL"
+    robust_step_size: float = field(default=0.01, metadata={"min_exclusive": 0.0})
+
+
+@dataclass
+class MoCo:
+    """Min-norm combination of tracked task gradients, stochastic MGDA (Fernando et al. 2023)."""
+
+    group: ClassVar[str] = "loss"
+    name: ClassVar[str] = "moco"
+
+    _target_: str = "mtl_cli.loss.moco.MoCo"
+    beta: float = field(default=0.5, metadata={"min_exclusive": 0.0, "max": 1.0})
+    beta_decay: float = field(default=0.5, metadata={"min": 0.0})  # beta_k = beta / k^decay
+    gamma: float = field(default=0.1, metadata={"min_exclusive": 0.0})
+    gamma_decay: float = field(default=0.5, metadata={"min": 0.0})  # gamma_k = gamma / k^decay
+    rho: float = field(default=0.0, metadata={"min": 0.0})
+    rep_grad: bool = field(default=False, metadata={"choices": [False]})  # tracks parameters
+
+
+@dataclass
+class MoDo:
+    """MoDo: multi-objective gradient with double sampling (Chen, Fernando, Ying & Chen 2023)."""
+
+    group: ClassVar[str] = "loss"
+    name: ClassVar[str] = "modo"
+    #: independent batches per step: two estimate the Gram matrix, the third gives the update
+    samples_per_step: ClassVar[int] = 3
+
+    _target_: str = "mtl_cli.loss.modo.MoDo"
+    gamma: float = field(default=1e-3, metadata={"min_exclusive": 0.0})  # step size of the weights
+    rho: float = field(default=0.1, metadata={"min": 0.0})  # l2 regularisation of the weights
+
+
+@dataclass
+class SDMGrad:
+    """SDMGrad: direction-oriented stochastic multi-objective gradient (Xiao, Ban & Ji 2023)."""
+
+    group: ClassVar[str] = "loss"
+    name: ClassVar[str] = "sdmgrad"
+    #: independent batches per step: two estimate the Gram matrix, the third gives the update
+    samples_per_step: ClassVar[int] = 3
+
+    _target_: str = "mtl_cli.loss.sdmgrad.SDMGrad"
+    lamda: float = field(default=0.3, metadata={"min": 0.0})  # pull towards the mean gradient
+    niter: int = field(default=20, metadata={"min": 1})  # weight steps per training step
+    w_lr: float = field(default=5.0, metadata={"min_exclusive": 0.0})
+    w_momentum: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})

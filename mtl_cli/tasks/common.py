@@ -48,7 +48,11 @@ def meta_samplers(
     queries: int,
     rotations: bool,
 ) -> dict:
-    """One EpisodeSampler per split over that split's classes (images [C, D, ...])."""
+    """One EpisodeSampler per split over that split's classes (images [C, D, ...]).
+
+    Each sampler holds its own contiguous copy of its classes, on the device of `images` (the
+    CPU for the task builders, which do not know the run's device): the meta family moves each
+    one to the run's device once (`EpisodeSampler.to`), keeping the dtype (uint8 stays uint8)."""
     from mtl_cli.data.episodes import EpisodeSampler
 
     samplers = {}

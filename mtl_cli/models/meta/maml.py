@@ -112,13 +112,15 @@ class MAML(MetaLearner):
         whose inner gradients are constants); under torch.no_grad only the adapted values are kept.
         """
         outer = torch.is_grad_enabled()
+        create_graph = outer and not self.first_order
+        # second order: the support loss's backward is differentiated again, which compiled
+        # graphs (torch.compile's AOTAutograd) cannot do: that loss always runs eager
+        support_loss = self._support_loss_eager if create_graph else self._support_loss
         fast = params
         with torch.enable_grad():
             for _ in range(steps):
-                loss = self._support_loss(fast, x, y)
-                grads = torch.autograd.grad(
-                    loss, list(fast.values()), create_graph=outer and not self.first_order
-                )
+                loss = support_loss(fast, x, y)
+                grads = torch.autograd.grad(loss, list(fast.values()), create_graph=create_graph)
                 fast = {
                     name: w - rates[name] * g
                     for (name, w), g in zip(fast.items(), grads, strict=True)
@@ -141,3 +143,10 @@ class MAML(MetaLearner):
         if self.kind == "classification":
             return F.cross_entropy(out, y)
         return F.mse_loss(out, y)
+
+    @torch.compiler.disable
+    def _support_loss_eager(
+        self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
+        """`_support_loss`, never inside a torch.compile graph (no double backward there)."""
+        return self._support_loss(params, x, y)
