@@ -16,8 +16,9 @@ import pytest
 
 from mtl_cli.config import compose
 from mtl_cli.errors import UserError
+from mtl_cli.registry import schema_choices
 from mtl_cli.run import train
-from tests.conftest import SMALL_ALPHABETS, mtl
+from tests.conftest import SMALL_ALPHABETS, mtl, tiny
 from tests.fakes import write_fake_fashion_mnist
 
 COMMON = ("trainer=debug", "device=cpu", "trainer.threads=1", "trainer.diagnostics=false")
@@ -281,3 +282,26 @@ def test_sweep_with_independent_row_reports_delta_m(tmp_path):
         expected, rel=1e-6, abs=1e-6
     )
     assert float(by_model["independent"][columns.index("delta_m")]) == pytest.approx(0.0, abs=1e-9)
+
+
+#: every sharing model of the registry that serves the multi-task family
+REGISTRY_MODELS = [c.name for c in schema_choices("model") if "multitask" in c.fact("families", ())]
+
+
+@pytest.mark.parametrize(
+    "alphabets", ["[digits,markers]", "[digits,markers,greek_sans_upper,math]"], ids=["T2", "T4"]
+)
+@pytest.mark.parametrize("model", REGISTRY_MODELS)
+def test_every_model_trains_the_multitask_family_with_two_and_four_tasks(
+    tmp_path, model, alphabets
+):
+    args = [
+        a
+        for a in tiny(tmp_path / "run", f"model={model}", "loss=pcgrad")
+        if not a.startswith("task.alphabets")
+    ]
+    summary = train(compose([*args, f"task.alphabets={alphabets}", "backbone.hidden=[32,32]"]))
+    assert summary["status"] == "finished" and summary["step"] == 6
+    assert len(summary["tasks"]) == alphabets.count(",") + 1
+    assert all(math.isfinite(v) for v in summary["test"].values())
+    assert summary["num_params"] > 0

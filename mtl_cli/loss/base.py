@@ -84,6 +84,27 @@ class Weighting(nn.Module):
     latest `backward` met non-finite losses or gradients and left NaN gradients instead.
     """
 
+    #: per-step scratch attributes (set every step by the trainer or the method): stored as plain
+    #: attributes, skipping nn.Module.__setattr__'s parameter/buffer/module bookkeeping, which
+    #: costs more than a small method's whole combination
+    _STEP_ATTRIBUTES = frozenset(
+        {
+            "keep_task_gradients",
+            "loss_scale",
+            "last_step_skipped",
+            "last_gradients",
+            "last_tasks",
+            "extra_losses",
+            "sample_gradients",
+        }
+    )
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in self._STEP_ATTRIBUTES:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     #: independent training samples one step needs (double sampling: MoDo, SDMGrad); the
     #: trainer draws that many batches of the same tasks, passes the first as `losses` and the
     #: others' losses in `extra_losses`
@@ -159,7 +180,7 @@ class Weighting(nn.Module):
     def step_is_finite(self, *tensors: Tensor) -> bool:
         """True when every value is finite; otherwise the step will be skipped (recorded in
         `last_step_skipped`)."""
-        finite = all(bool(torch.isfinite(t.detach()).all()) for t in tensors)
+        finite = all(_all_finite(t.detach()) for t in tensors)
         self.last_step_skipped = not finite
         return finite
 
@@ -338,6 +359,16 @@ class GradientWeighting(Weighting):
         else:
             accumulate_flat_gradient(shared, direction)
         return weight_diagnostics(weights, index) | self.solver_diagnostics()
+
+
+def _all_finite(values: Tensor) -> bool:
+    """Whether every value is finite. A sum reduction is one fast pass (isfinite materialises a
+    mask, 0.6 ms on a [2, 267k] G: a third of a training step); only when the sum is not finite is
+    the exact, slow check needed, since a sum of finite values can overflow."""
+    total = values.sum()
+    if bool(torch.isfinite(total)):
+        return True
+    return bool(torch.isfinite(values).all())
 
 
 def _trainable(params) -> list[nn.Parameter]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Self
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -41,7 +42,8 @@ class FAMO(LossWeighting):
     it is the FAMO update of the sub-problem on I (softmax over xi_I, delta_I), applied with a
     per-logit Adam (each logit keeps its own moments and step count, so a logit outside I does
     not move, decay or age). With every task in every step this is exactly torch.optim.Adam on xi.
-    The logits, their Adam state and the previous losses are buffers: checkpoints resume exactly.
+    The logits, their Adam state and the previous losses are checkpointed (extra state): resume is
+    exact.
     """
 
     def __init__(
@@ -67,52 +69,71 @@ class FAMO(LossWeighting):
                 f"allowed: {', '.join(self.task_names)}"
             )
         t = self.num_tasks
-        bounds = [self.given_min_losses.get(n, 0.0) for n in self.task_names]
-        self.register_buffer(
-            "min_loss", torch.tensor(bounds, dtype=torch.float64), persistent=False
+        #: per-task state, float64 CPU tensors worked on through numpy views (the update is a
+        #: few operations on T numbers: numpy keeps FAMO's cost at that of equal weighting);
+        #: checkpointed through get_extra_state, and never moved to the model's device
+        self.min_loss = torch.tensor(
+            [self.given_min_losses.get(n, 0.0) for n in self.task_names], dtype=torch.float64
         )
-        self.register_buffer("logits", torch.zeros(t, dtype=torch.float64))
-        self.register_buffer("adam_m", torch.zeros(t, dtype=torch.float64))
-        self.register_buffer("adam_v", torch.zeros(t, dtype=torch.float64))
-        self.register_buffer("adam_steps", torch.zeros(t, dtype=torch.long))
-        self.register_buffer("previous_log_gap", torch.zeros(t, dtype=torch.float64))
-        self.register_buffer("previous_step", torch.zeros(t, dtype=torch.bool))
+        self.logits = torch.zeros(t, dtype=torch.float64)
+        self.adam_m = torch.zeros(t, dtype=torch.float64)
+        self.adam_v = torch.zeros(t, dtype=torch.float64)
+        self.adam_steps = torch.zeros(t, dtype=torch.long)
+        self.previous_log_gap = torch.zeros(t, dtype=torch.float64)
+        self.previous_step = torch.zeros(t, dtype=torch.bool)
         return self
 
-    def weights(self, losses: Tensor, index: Tensor) -> Tensor:
-        index = index.to(self.logits.device)
-        gap = (losses.detach().to(self.logits) - self.min_loss[index]).clamp_min(0.0) + self.eps
-        log_gap = gap.log()
-        both = self.previous_step[index]
-        if bool(both.any()):
-            where = index[both]
-            delta = self.previous_log_gap[where] - log_gap[both]
-            self._update_logits(where, delta)
-        self.previous_step.zero_()
-        self.previous_step[index] = True
-        self.previous_log_gap[index] = log_gap
-        z = torch.softmax(self.logits[index], dim=0)
-        c = 1.0 / (z / gap).sum()
-        return (c * z / gap).to(losses.device, losses.dtype)
+    _STATE = ("logits", "adam_m", "adam_v", "adam_steps", "previous_log_gap", "previous_step")
 
-    def _update_logits(self, where: Tensor, delta: Tensor) -> None:
+    def get_extra_state(self) -> dict[str, Tensor]:
+        return {name: getattr(self, name).clone() for name in self._STATE}
+
+    def set_extra_state(self, state: dict[str, Tensor]) -> None:
+        for name in self._STATE:
+            getattr(self, name).copy_(state[name].cpu())
+
+    def weights(self, losses: Tensor, index: Tensor) -> Tensor:
+        where = index.cpu().numpy()
+        values = losses.detach().double().cpu().numpy()
+        gap = np.maximum(values - self.min_loss.numpy()[where], 0.0) + self.eps
+        log_gap = np.log(gap)
+        previous = self.previous_step.numpy()
+        both = previous[where]
+        if both.any():
+            delta = self.previous_log_gap.numpy()[where[both]] - log_gap[both]
+            self._update_logits(where[both], delta)
+        previous[:] = False
+        previous[where] = True
+        self.previous_log_gap.numpy()[where] = log_gap
+        z = _softmax(self.logits.numpy()[where])
+        w = z / gap
+        return torch.from_numpy(w / w.sum()).to(losses.device, losses.dtype)
+
+    def _update_logits(self, where: np.ndarray, delta: np.ndarray) -> None:
         """One Adam step (L2 decay `gamma`) on the logits `where` with the softmax VJP of delta."""
-        xi = self.logits[where]
-        z = torch.softmax(xi, dim=0)
+        logits, m_all, v_all = self.logits.numpy(), self.adam_m.numpy(), self.adam_v.numpy()
+        steps_all = self.adam_steps.numpy()
+        xi = logits[where]
+        z = _softmax(xi)
         grad = z * (delta - (z * delta).sum()) + self.gamma * xi
         beta1, beta2 = ADAM_BETAS
-        m = beta1 * self.adam_m[where] + (1.0 - beta1) * grad
-        v = beta2 * self.adam_v[where] + (1.0 - beta2) * grad * grad
-        steps = self.adam_steps[where] + 1
-        correction1 = 1.0 - beta1 ** steps.to(xi)
-        correction2 = 1.0 - beta2 ** steps.to(xi)
-        denom = (v.sqrt() / correction2.sqrt()) + ADAM_EPS
-        self.logits[where] = xi - (self.w_lr / correction1) * m / denom
-        self.adam_m[where] = m
-        self.adam_v[where] = v
-        self.adam_steps[where] = steps
+        m = beta1 * m_all[where] + (1.0 - beta1) * grad
+        v = beta2 * v_all[where] + (1.0 - beta2) * grad * grad
+        steps = steps_all[where] + 1
+        correction1 = 1.0 - beta1**steps
+        correction2 = 1.0 - beta2**steps
+        denom = np.sqrt(v) / np.sqrt(correction2) + ADAM_EPS
+        logits[where] = xi - (self.w_lr / correction1) * m / denom
+        m_all[where] = m
+        v_all[where] = v
+        steps_all[where] = steps
 
     @property
     def task_weights(self) -> Tensor:
         """z = softmax(xi) over all tasks (the logits' weights, before the 1/D_i rescaling)."""
         return torch.softmax(self.logits, dim=0)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
