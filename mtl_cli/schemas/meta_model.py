@@ -83,3 +83,68 @@ class Pretrained:
     _target_: str = "mtl_cli.models.meta.pretrained.Pretrained"
     inner_steps: int = field(default=1, metadata={"min": 0})  # fine-tuning steps at evaluation
     inner_lr: float = field(default=0.01, metadata={"min_exclusive": 0.0})  # fine-tuning SGD rate
+
+
+@dataclass
+class MatchingNetwork:
+    """Matching networks: softmax attention over cosine similarities to the support (Vinyals et al. 2016)."""
+
+    group: ClassVar[str] = "model"
+    name: ClassVar[str] = "meta/matching"
+    families: ClassVar[tuple[str, ...]] = ("meta",)
+    kinds: ClassVar[tuple[str, ...]] = ("classification",)
+
+    _target_: str = "mtl_cli.models.meta.matching.MatchingNetwork"
+    cosine_scale: float = field(default=1.0, metadata={"min_exclusive": 0.0})  # paper: plain cosine
+    full_context_embeddings: bool = False  # the paper's FCE (bidirectional + attention LSTMs)
+    fce_steps: int = field(default=1, metadata={"min": 1})  # attention-LSTM processing steps K
+
+
+RELATION_LOSSES = ["mse", "ce"]
+
+
+@dataclass
+class RelationNetwork:
+    """Relation networks: a learned module scores (query, class) embedding pairs (Sung et al. 2018)."""
+
+    group: ClassVar[str] = "model"
+    name: ClassVar[str] = "meta/relation"
+    families: ClassVar[tuple[str, ...]] = ("meta",)
+    kinds: ClassVar[tuple[str, ...]] = ("classification",)
+
+    _target_: str = "mtl_cli.models.meta.relation.RelationNetwork"
+    relation_hidden: int = field(default=8, metadata={"min": 1})
+    loss: str = field(default="mse", metadata={"choices": RELATION_LOSSES})  # paper: mse
+
+
+@dataclass
+class ANIL:
+    """Almost No Inner Loop: MAML whose inner loop adapts only the head (Raghu et al. 2020)."""
+
+    group: ClassVar[str] = "model"
+    name: ClassVar[str] = "meta/anil"
+    families: ClassVar[tuple[str, ...]] = ("meta",)
+    kinds: ClassVar[tuple[str, ...]] = _BOTH_KINDS
+
+    _target_: str = "mtl_cli.models.meta.anil.ANIL"
+    inner_steps: int = field(default=1, metadata={"min": 0})
+    inner_lr: float = field(default=0.4, metadata={"min_exclusive": 0.0})
+    eval_inner_steps: int | None = field(default=3, metadata={"min": 0})  # null = inner_steps
+    eval_inner_lr: float | None = field(default=None, metadata={"min_exclusive": 0.0})
+    first_order: bool = False
+
+
+@dataclass
+class Reptile:
+    """Reptile: move the initialisation towards each task's SGD-adapted weights (Nichol et al. 2018)."""
+
+    group: ClassVar[str] = "model"
+    name: ClassVar[str] = "meta/reptile"
+    families: ClassVar[tuple[str, ...]] = ("meta",)
+    kinds: ClassVar[tuple[str, ...]] = _BOTH_KINDS
+
+    _target_: str = "mtl_cli.models.meta.reptile.Reptile"
+    inner_steps: int = field(default=5, metadata={"min": 0})  # SGD steps on the support
+    inner_lr: float = field(default=0.02, metadata={"min_exclusive": 0.0})  # inner SGD rate
+    eval_inner_steps: int | None = field(default=50, metadata={"min": 0})  # null = inner_steps
+    eval_inner_lr: float | None = field(default=None, metadata={"min_exclusive": 0.0})
