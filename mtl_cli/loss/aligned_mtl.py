@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Self
 
 import numpy as np
 
-from mtl_cli.loss.base import GradientWeighting, TaskSetup
-from mtl_cli.loss.task_preferences import checked_preferences, preference_array, step_preferences
+from mtl_cli.loss.task_preferences import PreferenceWeighting
 from mtl_cli.schemas import loss as schema
 from mtl_cli.schemas.checks import check_settings
 
@@ -17,7 +15,7 @@ from mtl_cli.schemas.checks import check_settings
 RANK_EPS = float(np.finfo(np.float32).eps)
 
 
-class AlignedMTL(GradientWeighting):
+class AlignedMTL(PreferenceWeighting):
     """Aligned-MTL of Senushkin, Patakin, Kuznetsov & Konushin 2023, "Independent component
     alignment for multi-task learning" (Algorithm 1): with M = G G^T = V diag(lambda) V^T, the
     balance transformation B = sigma V diag(lambda)^{-1/2} V^T makes the aligned task gradients
@@ -35,25 +33,20 @@ class AlignedMTL(GradientWeighting):
     TorchJD's AlignedMTL uses w = 1/T (the mean) by default instead of ones.
     """
 
+    mean_by_default = False  # empty pref_vector: ones, as in the official code
+
     def __init__(
         self,
         pref_vector: Mapping[str, float] | None = None,
         scale_mode: str = schema.AlignedMTL.scale_mode,
         rep_grad: bool = schema.AlignedMTL.rep_grad,
     ) -> None:
-        super().__init__(rep_grad=rep_grad)
+        super().__init__(pref_vector=pref_vector, rep_grad=rep_grad)
         check_settings(schema.AlignedMTL, scale_mode=scale_mode)
-        self.pref_vector = checked_preferences(pref_vector, "loss.pref_vector")
         self.scale_mode = scale_mode
-        self.preferences: np.ndarray | None = None
-
-    def setup(self, tasks: TaskSetup) -> Self:
-        super().setup(tasks)
-        self.preferences = preference_array(self.pref_vector, self.task_names, "loss.pref_vector")
-        return self
 
     def combination(self, gram: np.ndarray, losses: np.ndarray, index: np.ndarray) -> np.ndarray:
-        prefs = step_preferences(self.preferences, index, mean=False)
+        prefs = self.step_preferences(index)
         return balance_transformation(gram, self.scale_mode) @ prefs
 
 

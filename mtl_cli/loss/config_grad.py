@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Self
 
 import numpy as np
 
-from mtl_cli.loss.base import GradientWeighting, TaskSetup
-from mtl_cli.loss.task_preferences import checked_preferences, preference_array, step_preferences
+from mtl_cli.loss.task_preferences import PreferenceWeighting
 from mtl_cli.schemas import loss as schema
 from mtl_cli.schemas.checks import check_settings
 
@@ -17,7 +15,7 @@ from mtl_cli.schemas.checks import check_settings
 RANK_EPS = float(np.finfo(np.float32).eps)
 
 
-class ConFIG(GradientWeighting):
+class ConFIG(PreferenceWeighting):
     """ConFIG (Conflict-Free Inverse Gradients) of Liu, Chu & Thuerey 2024, "ConFIG: towards
     conflict-free training of physics informed neural networks" (eq. 2): with the unit gradients
     u_i = g_i/||g_i|| as the rows of U, the direction x = U^+ w (w: `pref_vector`, default ones)
@@ -37,25 +35,20 @@ class ConFIG(GradientWeighting):
     task gradient gets u_i = 0.
     """
 
+    mean_by_default = False  # empty pref_vector: ones, as in the official code
+
     def __init__(
         self,
         pref_vector: Mapping[str, float] | None = None,
         length_model: str = schema.ConFIG.length_model,
         rep_grad: bool = schema.ConFIG.rep_grad,
     ) -> None:
-        super().__init__(rep_grad=rep_grad)
+        super().__init__(pref_vector=pref_vector, rep_grad=rep_grad)
         check_settings(schema.ConFIG, length_model=length_model)
-        self.pref_vector = checked_preferences(pref_vector, "loss.pref_vector")
         self.length_model = length_model
-        self.preferences: np.ndarray | None = None
-
-    def setup(self, tasks: TaskSetup) -> Self:
-        super().setup(tasks)
-        self.preferences = preference_array(self.pref_vector, self.task_names, "loss.pref_vector")
-        return self
 
     def combination(self, gram: np.ndarray, losses: np.ndarray, index: np.ndarray) -> np.ndarray:
-        prefs = step_preferences(self.preferences, index, mean=False)
+        prefs = self.step_preferences(index)
         return config_weights(gram, prefs, self.length_model)
 
 

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Self
 
 import numpy as np
 
-from mtl_cli.loss.base import GradientWeighting, TaskSetup
 from mtl_cli.loss.dual_cone import normalize_gram, project_weights, regularize_gram
-from mtl_cli.loss.task_preferences import checked_preferences, preference_array, step_preferences
+from mtl_cli.loss.task_preferences import PreferenceWeighting
 from mtl_cli.schemas import loss as schema
 from mtl_cli.schemas.checks import check_settings
 
 
-class DualProj(GradientWeighting):
+class DualProj(PreferenceWeighting):
     """DualProj of Quinton & Rey 2024, "Jacobian descent for multi-objective optimization" (the
     projection of Lopez-Paz & Ranzato's GEM, 2017, eq. 11): d = pi(sum_i p_i g_i), pi the
     projection onto the dual cone {x : G x >= 0}, p the preference vector (default: 1/T each, so
@@ -38,20 +36,13 @@ class DualProj(GradientWeighting):
         reg_eps: float = schema.DualProj.reg_eps,
         rep_grad: bool = schema.DualProj.rep_grad,
     ) -> None:
-        super().__init__(rep_grad=rep_grad)
+        super().__init__(pref_vector=pref_vector, rep_grad=rep_grad)
         check_settings(schema.DualProj, norm_eps=norm_eps, reg_eps=reg_eps)
-        self.pref_vector = checked_preferences(pref_vector, "loss.pref_vector")
         self.norm_eps = float(norm_eps)
         self.reg_eps = float(reg_eps)
-        self.preferences: np.ndarray | None = None
-
-    def setup(self, tasks: TaskSetup) -> Self:
-        super().setup(tasks)
-        self.preferences = preference_array(self.pref_vector, self.task_names, "loss.pref_vector")
-        return self
 
     def combination(self, gram: np.ndarray, losses: np.ndarray, index: np.ndarray) -> np.ndarray:
-        prefs = step_preferences(self.preferences, index, mean=True)
+        prefs = self.step_preferences(index)
         return dualproj_weights(gram, prefs, self.norm_eps, self.reg_eps)
 
 

@@ -10,8 +10,11 @@ values are used as given (not renormalised), for the tasks of each step.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Self
 
 import numpy as np
+
+from mtl_cli.loss.base import GradientWeighting, TaskSetup
 
 
 def checked_preferences(given: Mapping[str, float] | None, key: str) -> dict[str, float]:
@@ -51,3 +54,26 @@ def step_preferences(preferences: np.ndarray | None, index: np.ndarray, mean: bo
         return preferences[np.asarray(index, dtype=np.int64)]
     num = len(index)
     return np.full(num, 1.0 / num if mean else 1.0)
+
+
+class PreferenceWeighting(GradientWeighting):
+    """A gradient method with a per-task preference vector `pref_vector` (UPGrad, DualProj,
+    Aligned-MTL, ConFIG): checked at construction, laid out in task order by `setup`, and read
+    for the step's tasks by `step_preferences`."""
+
+    #: what an empty `pref_vector` means: 1/T for the T tasks of the step (True) or ones (False)
+    mean_by_default: bool = True
+
+    def __init__(self, pref_vector: Mapping[str, float] | None = None, rep_grad: bool = False):
+        super().__init__(rep_grad=rep_grad)
+        self.pref_vector = checked_preferences(pref_vector, "loss.pref_vector")
+        self.preferences: np.ndarray | None = None
+
+    def setup(self, tasks: TaskSetup) -> Self:
+        super().setup(tasks)
+        self.preferences = preference_array(self.pref_vector, self.task_names, "loss.pref_vector")
+        return self
+
+    def step_preferences(self, index: np.ndarray) -> np.ndarray:
+        """The preferences of the step's tasks `index`."""
+        return step_preferences(self.preferences, index, self.mean_by_default)
