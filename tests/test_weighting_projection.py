@@ -12,7 +12,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from mtl_cli.loss.aligned_mtl import AlignedMTL, balance_transformation
 from mtl_cli.loss.base import TaskSetup
@@ -20,7 +19,6 @@ from mtl_cli.loss.config_grad import ConFIG
 from mtl_cli.loss.dual_cone import project_weights
 from mtl_cli.loss.dualproj import DualProj
 from mtl_cli.loss.upgrad import UPGrad
-from mtl_cli.models.base import MultiTaskModel
 
 D = torch.float64
 TORCHJD_J = [[-4.0, 1.0, 1.0], [6.0, 1.0, 1.0]]
@@ -385,29 +383,7 @@ def test_single_task_is_its_gradient(name):
 
 # ---------------------------------------------------------------- through the registry
 
-
-class Tiny(MultiTaskModel):
-    """Linear+tanh trunk shared by every task, one linear head per task."""
-
-    has_shared_representation = True
-
-    def __init__(self, num_tasks=3):
-        super().__init__([1] * num_tasks)
-        torch.manual_seed(0)
-        self.trunk = nn.Linear(4, 3)
-        self.heads = nn.ModuleList([nn.Linear(3, 1) for _ in range(num_tasks)])
-
-    def representation(self, x):
-        return torch.tanh(self.trunk(x))
-
-    def head(self, z, task):
-        return self.heads[task](z)
-
-    def forward(self, x, task):
-        return self.head(self.representation(x), task)
-
-    def shared_parameters(self):
-        return list(self.trunk.parameters())
+from tests.test_weighting_backward import Tiny  # noqa: E402  (the shared tiny model)
 
 
 @pytest.mark.parametrize("name", ["upgrad", "dualproj", "aligned_mtl", "config_grad"])

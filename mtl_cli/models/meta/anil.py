@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from mtl_cli.models.meta.base import MetaLearner, adaptable_network, check_adaptation
+from mtl_cli.models.meta.base import MetaLearner, adaptable_network, adaptation_settings
 from mtl_cli.schemas import meta_model as schema
 
 
@@ -38,26 +38,17 @@ class ANIL(MetaLearner):
         ways: int,
         kind: str,
         make_backbone: Callable[[], nn.Module],
-        inner_steps: int = 1,
-        inner_lr: float = 0.4,
-        eval_inner_steps: int | None = 3,
-        eval_inner_lr: float | None = None,
-        first_order: bool = False,
+        inner_steps: int = schema.ANIL.inner_steps,
+        inner_lr: float = schema.ANIL.inner_lr,
+        eval_inner_steps: int | None = schema.ANIL.eval_inner_steps,
+        eval_inner_lr: float | None = schema.ANIL.eval_inner_lr,
+        first_order: bool = schema.ANIL.first_order,
     ) -> None:
         super().__init__(input_shape, ways, kind, make_backbone)
-        check_adaptation(inner_steps, inner_lr)
-        check_adaptation(
-            inner_steps if eval_inner_steps is None else eval_inner_steps,
-            inner_lr if eval_inner_lr is None else eval_inner_lr,
-            prefix="eval_",
-        )
+        settings = adaptation_settings(inner_steps, inner_lr, eval_inner_steps, eval_inner_lr)
         #: same layout as MAML's: net[0] is the body, net[1] the linear head
         self.net = adaptable_network(make_backbone, self.out_dim)
-        self.inner_steps, self.inner_lr = int(inner_steps), float(inner_lr)
-        self.eval_inner_steps = (
-            self.inner_steps if eval_inner_steps is None else int(eval_inner_steps)
-        )
-        self.eval_inner_lr = self.inner_lr if eval_inner_lr is None else float(eval_inner_lr)
+        self.inner_steps, self.inner_lr, self.eval_inner_steps, self.eval_inner_lr = settings
         self.first_order = bool(first_order)
 
     @property

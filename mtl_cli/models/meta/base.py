@@ -138,6 +138,18 @@ def adaptable_network(make_backbone: Callable[[], nn.Module], out_dim: int) -> n
     return net
 
 
+def adaptation_settings(
+    inner_steps: int, inner_lr: float, eval_inner_steps: int | None, eval_inner_lr: float | None
+) -> tuple[int, float, int, float]:
+    """(inner_steps, inner_lr, eval_inner_steps, eval_inner_lr), checked, the eval values
+    defaulting (None) to the training ones: the gradient-adapting learners (MAML, ANIL, Reptile)."""
+    check_adaptation(inner_steps, inner_lr)
+    steps = int(inner_steps if eval_inner_steps is None else eval_inner_steps)
+    rate = float(inner_lr if eval_inner_lr is None else eval_inner_lr)
+    check_adaptation(steps, rate, prefix="eval_")
+    return int(inner_steps), float(inner_lr), steps, rate
+
+
 def check_adaptation(inner_steps: int, inner_lr: float, prefix: str = "") -> None:
     """One-line errors for a negative step count or a non-positive step size."""
     if inner_steps < 0:

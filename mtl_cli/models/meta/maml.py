@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from mtl_cli.models.meta.base import MetaLearner, adaptable_network, check_adaptation
+from mtl_cli.models.meta.base import MetaLearner, adaptable_network, adaptation_settings
 
 
 class MAML(MetaLearner):
@@ -42,21 +42,14 @@ class MAML(MetaLearner):
         learn_inner_lr: bool = False,
     ) -> None:
         super().__init__(input_shape, ways, kind, make_backbone)
-        check_adaptation(inner_steps, inner_lr)
-        check_adaptation(
-            inner_steps if eval_inner_steps is None else eval_inner_steps,
-            inner_lr if eval_inner_lr is None else eval_inner_lr,
-            prefix="eval_",
-        )
+        settings = adaptation_settings(inner_steps, inner_lr, eval_inner_steps, eval_inner_lr)
         if learn_inner_lr and eval_inner_lr is not None:
             raise ValueError(
                 f"eval_inner_lr: must be null with learn_inner_lr=true (the learned rates are "
                 f"used in evaluation too); got {eval_inner_lr}"
             )
         self.net = adaptable_network(make_backbone, self.out_dim)
-        self.inner_steps, self.inner_lr = int(inner_steps), float(inner_lr)
-        self.eval_inner_steps = self.inner_steps if eval_inner_steps is None else eval_inner_steps
-        self.eval_inner_lr = self.inner_lr if eval_inner_lr is None else float(eval_inner_lr)
+        self.inner_steps, self.inner_lr, self.eval_inner_steps, self.eval_inner_lr = settings
         self.first_order = bool(first_order)
         self.inner_lrs: nn.ParameterList | None = None
         if learn_inner_lr:

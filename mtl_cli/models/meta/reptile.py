@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from mtl_cli.models.meta.base import MetaLearner, adaptable_network, check_adaptation
+from mtl_cli.models.meta.base import MetaLearner, adaptable_network, adaptation_settings
 from mtl_cli.schemas import meta_model as schema
 
 
@@ -49,24 +49,15 @@ class Reptile(MetaLearner):
         ways: int,
         kind: str,
         make_backbone: Callable[[], nn.Module],
-        inner_steps: int = 5,
-        inner_lr: float = 0.02,
-        eval_inner_steps: int | None = 50,
-        eval_inner_lr: float | None = None,
+        inner_steps: int = schema.Reptile.inner_steps,
+        inner_lr: float = schema.Reptile.inner_lr,
+        eval_inner_steps: int | None = schema.Reptile.eval_inner_steps,
+        eval_inner_lr: float | None = schema.Reptile.eval_inner_lr,
     ) -> None:
         super().__init__(input_shape, ways, kind, make_backbone)
-        check_adaptation(inner_steps, inner_lr)
-        check_adaptation(
-            inner_steps if eval_inner_steps is None else eval_inner_steps,
-            inner_lr if eval_inner_lr is None else eval_inner_lr,
-            prefix="eval_",
-        )
+        settings = adaptation_settings(inner_steps, inner_lr, eval_inner_steps, eval_inner_lr)
         self.net = adaptable_network(make_backbone, self.out_dim)
-        self.inner_steps, self.inner_lr = int(inner_steps), float(inner_lr)
-        self.eval_inner_steps = (
-            self.inner_steps if eval_inner_steps is None else int(eval_inner_steps)
-        )
-        self.eval_inner_lr = self.inner_lr if eval_inner_lr is None else float(eval_inner_lr)
+        self.inner_steps, self.inner_lr, self.eval_inner_steps, self.eval_inner_lr = settings
         #: mean adapted weights of the last training forward (the target of the meta-update)
         self._target: dict[str, torch.Tensor] | None = None
 
