@@ -12,7 +12,8 @@ DIR ?=
 EXP ?=
 
 .PHONY: help setup run train sweep report plot list test test-slurm test-gpu test-fast lint format bench clean \
-	hw1 weighting mmoe experts transfer multifashion multilabel meta sinusoid
+	scenes scene-weighting \
+	hw1 weighting mmoe experts transfer multifashion multilabel meta sinusoid spam
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
@@ -69,11 +70,27 @@ multifashion: setup ## case study: sharing on MultiFashion (experiment=multifash
 multilabel: setup ## case study: multi-label sharing (experiment=multilabel_sharing)
 	@$(call study,multilabel_sharing)
 
+# every dense metric, per task, and the gradient-conflict statistics
+SCENE_COLUMNS := 'metrics=[test/*/miou,test/*/pixel_accuracy,test/*/abs_error,test/*/rel_error,test/*/mean_angle_error,test/*/median_angle_error,test/*/within_11_25,test/*/within_22_5,test/*/within_30,diag/grad_cos/mean,diag/grad_conflict_fraction]'
+SCENE_WEIGHTING_DIR ?= outputs/multirun/scene_weighting
+
+scenes: setup ## case study: dense scene understanding, sharing (experiment=scene_sharing)
+	@$(call study,scene_sharing,$(SCENE_COLUMNS))
+
+scene-weighting: setup ## case study: dense scene understanding, every weighting method + its independent baseline (experiment=scene_weighting)
+	@$(MTL) train -m experiment=scene_weighting hydra.sweep.dir=$(SCENE_WEIGHTING_DIR) $(ARGS); s1=$$?; \
+	$(MTL) train -m experiment=scene_weighting model=independent '~hydra.sweeper.params.loss' \
+	  hydra.sweep.dir=$(SCENE_WEIGHTING_DIR)/independent $(ARGS); s2=$$?; \
+	$(MTL) report $(SCENE_WEIGHTING_DIR) $(SCENE_COLUMNS); exit $$(( s1 || s2 ))
+
 meta: setup ## case study: meta-learners compared (experiment=meta_compare)
 	@$(call study,meta_compare)
 
 sinusoid: setup ## case study: MAML on sinusoid regression (experiment=maml_sinusoid)
 	@$(call study,maml_sinusoid)
+
+spam: setup ## case study: personal spam filters, sharing vs data per user (experiment=personal_spam)
+	@$(call study,personal_spam,$(ACCURACY_COLUMNS))
 
 list: setup ## mtl list
 	$(MTL) list $(ARGS)

@@ -12,6 +12,7 @@ BENCHMARKS = {
     "models": "benchmarks.models",
     "launchers": "benchmarks.launchers",
     "precision": "benchmarks.precision",
+    "dense": "benchmarks.dense",
 }
 
 

@@ -21,14 +21,23 @@ from mtl_cli.run import build_family
 WAYS, SHOTS, QUERIES, META_BATCH = 5, 1, 15, 32
 SAMPLE_REPEATS = 50
 STEP_REPEATS = 3
-#: learner -> model overrides; every learner embeds images with the same conv4 backbone
-LEARNERS = {
-    "mann": ["model=meta/mann", "model.encoder=backbone"],
-    "snail": ["model=meta/snail", "model.dense_blocks=3"],  # ceil(log2(N*K + 1)) = 3 for 5w1s
+#: MAML's meta-step, the figure the speed notes track: second order and first order, 1 inner step
+MAML_CASES = {
     "maml (2nd order, 1 step)": ["model=meta/maml"],
     "maml (first order, 1 step)": ["model=meta/maml", "model.first_order=true"],
-    "protonet": ["model=meta/protonet"],
 }
+
+
+def classification_learners() -> dict[str, list[str]]:
+    """Every meta-learner of the registry that does classification, at its defaults (no names:
+    a learner added to the registry is timed here too)."""
+    from mtl_cli.registry import choices
+
+    return {
+        c.name.removeprefix("meta/"): [f"model={c.name}"]
+        for c in choices("model")
+        if c.name.startswith("meta/") and "classification" in c.fact("kinds", ())
+    }
 
 
 def _config(out: str, rotations: bool, model: list[str]):
@@ -43,7 +52,7 @@ def sampling_rates(out: str) -> list[tuple[str, float, float]]:
     """(case, ms per meta-batch, episodes per second) for the raw sampler and the family path."""
     rows = []
     for rotations in (False, True):
-        family = build_family(_config(out, rotations, LEARNERS["protonet"]), torch.device("cpu"))
+        family = build_family(_config(out, rotations, ["model=meta/protonet"]), torch.device("cpu"))
         sampler = family.data.samplers["train"]
         generator = torch.Generator().manual_seed(0)
         cases = {
@@ -65,10 +74,10 @@ def _meta_step(model, optimizer, episode) -> None:
     optimizer.step()
 
 
-def meta_step_times(out: str) -> list[tuple[str, float, int]]:
+def meta_step_times(out: str, learners: dict[str, list[str]]) -> list[tuple[str, float, int]]:
     """(learner, seconds per meta-step, parameters) on one fixed meta-batch."""
     rows = []
-    for name, overrides in LEARNERS.items():
+    for name, overrides in learners.items():
         cfg = _config(out, False, overrides)
         family = build_family(cfg, torch.device("cpu"))
         torch.manual_seed(0)
@@ -89,10 +98,17 @@ def main() -> None:
         print("| case | ms per meta-batch | episodes/s |\n|---|--:|--:|")
         for label, ms, rate in sampling_rates(out):
             print(f"| {label} | {ms:.2f} | {rate:,.0f} |")
-        print(f"\nmeta-step (conv4 64 channels, meta-batch {META_BATCH}, 1 thread)")
-        print("| learner | s per meta-step | parameters |\n|---|--:|--:|")
-        for name, seconds, params in meta_step_times(out):
-            print(f"| {name} | {seconds:.2f} | {params:,} |")
+        print(f"\nMAML meta-step (conv4 64 channels, meta-batch {META_BATCH}, 1 thread)")
+        print("| case | s per meta-step | episodes/s | x first order |\n|---|--:|--:|--:|")
+        maml = meta_step_times(out, MAML_CASES)
+        first_order = maml[-1][1]  # the baseline of the same run: ratios, not absolute times
+        for name, seconds, _ in maml:
+            print(f"| {name} | {seconds:.2f} | {META_BATCH / seconds:.1f} | "
+                  f"{seconds / first_order:.2f} |")  # fmt: skip
+        print("\nmeta-step of every classification learner at its defaults (same setting)")
+        print("| learner | s per meta-step | episodes/s | parameters |\n|---|--:|--:|--:|")
+        for name, seconds, params in meta_step_times(out, classification_learners()):
+            print(f"| {name} | {seconds:.2f} | {META_BATCH / seconds:.1f} | {params:,} |")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -149,8 +150,21 @@ def _is_hydra_key(override: str) -> bool:
     return k == "hydra" or k.startswith("hydra.")
 
 
-def preflight_train(overrides: list[str], multirun: bool) -> list[str]:
+def config_dirs_of(flags: Sequence[str]) -> list[str]:
+    """The dirs of `--config-dir`/`-cd` flags (the user's own config groups and choices)."""
+    dirs = []
+    for i, flag in enumerate(flags):
+        name, eq, value = flag.partition("=")
+        if name in ("--config-dir", "-cd"):
+            dirs.append(value if eq else flags[i + 1] if i + 1 < len(flags) else "")
+    return [d for d in dirs if d]
+
+
+def preflight_train(
+    overrides: list[str], multirun: bool, config_dirs: Sequence[str] = ()
+) -> list[str]:
     """Validate every job's config before Hydra creates any dir; returns the overrides to run.
+    `config_dirs` (`--config-dir`) and `hydra.searchpath` hold the user's own choices.
 
     `hydra.run.dir=<existing run>` resumes it: its saved overrides are applied first, and a config
     that differs from the run's saved one is refused before anything in the run dir is touched.
@@ -170,14 +184,15 @@ def preflight_train(overrides: list[str], multirun: bool) -> list[str]:
     jobs = expand_sweep(overrides) if multirun else [overrides]
     try:
         for job in jobs:
-            job = [o for o in job if not _is_hydra_key(o)]  # hydra keys need a live Hydra
-            cfg = compose(job + ["paths.output_dir=."])
+            job = [o for o in job if not _is_hydra_key(o) or _key(o) == "hydra.searchpath"]
+            cfg = compose(job + ["paths.output_dir=."], config_dirs=config_dirs)
             validate(cfg)
             check_known_keys(cfg)
             check_optimized_metric(cfg)
         hydra_cfg = compose(
             [o for o in overrides if "," not in o or not multirun] + ["paths.output_dir=."],
             return_hydra_config=True,
+            config_dirs=config_dirs,
         ).hydra
     except UserError as exc:
         fail(str(exc))
@@ -356,6 +371,7 @@ def train_task(cfg) -> float | None:
         raise SystemExit(128 + exc.signum) from None
     except UserError as exc:
         if not multirun:
+            discard_unstarted_run(Path(cfg.paths.output_dir))
             fail(str(exc))
         log.error("job failed: %s", exc)
         record_failure(cfg.paths.output_dir, str(exc))
@@ -366,6 +382,29 @@ def train_task(cfg) -> float | None:
             fail(message, code=1)
         record_failure(cfg.paths.output_dir, message)
     return None
+
+
+#: what Hydra and the run write before the first step: a run dir holding only these has no result
+UNSTARTED_RUN_ENTRIES = frozenset({".hydra", "train.log", "checkpoints", ".write-test"})
+
+
+def discard_unstarted_run(out: Path) -> None:
+    """Remove the run dir of a run refused before its first step (bad data, bad options): it holds
+    only Hydra's config copy, an empty checkpoints folder and the log. Empty parents go too, up to
+    the working directory. A dir with anything else in it (a checkpoint, metrics) is kept."""
+    out = out.resolve()
+    if not out.is_dir() or {p.name for p in out.iterdir()} - UNSTARTED_RUN_ENTRIES:
+        return
+    if (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
+        return
+    for handler in logging.getLogger().handlers:  # the log file is ours: close it first
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == out:
+            handler.close()
+    shutil.rmtree(out, ignore_errors=True)
+    cwd, parent = Path.cwd().resolve(), out.parent
+    while parent != cwd and cwd in parent.parents and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
 
 
 def _traceback_to_log_file() -> None:
@@ -379,15 +418,22 @@ def _traceback_to_log_file() -> None:
 
 
 def eval_task(cfg) -> None:
+    from mtl_cli.eval_settings import given
     from mtl_cli.run import evaluate
 
     try:
-        result = evaluate(cfg.run, split=cfg.split, checkpoint=cfg.checkpoint, device=cfg.device)
+        result = evaluate(
+            cfg.run, split=cfg.split, checkpoint=cfg.checkpoint, device=cfg.device,
+            overrides=given(cfg),
+        )  # fmt: skip
     except UserError as exc:
         fail(str(exc))
     metrics = result["metrics"]
     width = max(len(k) for k in metrics)
-    print(f"{cfg.run} ({result['checkpoint']}.pt, step {result['step']}, {result['split']}):")
+    extra = "".join(f", {k}={v}" for k, v in result.get("overrides", {}).items())
+    print(
+        f"{cfg.run} ({result['checkpoint']}.pt, step {result['step']}, {result['split']}{extra}):"
+    )
     for k, v in metrics.items():
         print(f"  {k:<{width}}  {v:.4f}")
 
@@ -437,7 +483,7 @@ def cmd_train(args: list[str]) -> None:
     except UserError as exc:
         fail(str(exc))
     if not informational & {f.split("=", 1)[0] for f in flags}:
-        overrides = preflight_train(overrides, multirun)
+        overrides = preflight_train(overrides, multirun, config_dirs_of(flags))
     from mtl_cli import callbacks
 
     callbacks.SWEEP_FAILURES.clear()
@@ -452,6 +498,12 @@ def cmd_eval(args: list[str]) -> None:
     overrides = [a for a in overrides if "=" in a] + [f"run={quote(p)}" for p in positional[:1]]
     if not any(o.startswith("run=") for o in overrides) and "--help" not in flags:
         fail("run: missing; usage: mtl eval run=<run dir> [split=test] [checkpoint=best]")
+    from mtl_cli.eval_settings import check_override_keys
+
+    try:
+        check_override_keys(overrides)
+    except UserError as exc:
+        fail(str(exc))
     _run("eval", eval_task, flags + overrides)
 
 

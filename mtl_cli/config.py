@@ -9,6 +9,7 @@ import dataclasses
 import re
 from collections.abc import Sequence
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -37,26 +38,32 @@ def register_schemas() -> None:
 
     store = ConfigStore.instance()
 
-    def put(group: str, name: str, node: type) -> None:
+    def put(group: str, name: str, node: type, package: str | None = None) -> None:
         if "/" in name:  # nested choice, e.g. task "multitask/synthetic_mmoe"
             sub, name = name.rsplit("/", 1)
             group = f"{group}/{sub}"
-        store.store(group=group, name=name, node=node)
+        store.store(group=group, name=name, node=node, package=package)
 
     for cls in schema_classes():
         put(f"schema/{cls.group}" if cls.group else "schema", cls.name, cls)
     for group in config_groups():
-        for choice in schema_choices(group):
-            put(group, choice.name, choice.schema)
+        for choice in schema_choices(group):  # `package`: where a choice goes (logger.<name>)
+            put(group, choice.name, choice.schema, choice.fact("package"))
 
 
-def compose(overrides: Sequence[str] = (), return_hydra_config: bool = False) -> DictConfig:
-    """Compose the experiment config as `mtl train` would (tests call this, then `train(cfg)`)."""
+def compose(
+    overrides: Sequence[str] = (),
+    return_hydra_config: bool = False,
+    config_dirs: Sequence[str] = (),
+) -> DictConfig:
+    """Compose the experiment config as `mtl train` would (tests call this, then `train(cfg)`);
+    `config_dirs` are searched for choices too, as `mtl train --config-dir <dir>` does."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
     register_schemas()
+    overrides = with_config_dirs(overrides, config_dirs)
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(CONF_MODULE, version_base="1.3"):
@@ -68,6 +75,24 @@ def compose(overrides: Sequence[str] = (), return_hydra_config: bool = False) ->
     finally:
         GlobalHydra.instance().clear()
     return cfg
+
+
+def with_config_dirs(overrides: Sequence[str], config_dirs: Sequence[str]) -> list[str]:
+    """`overrides` with the user's config dirs added to `hydra.searchpath` (where `--config-dir`
+    puts them), after any search path the overrides already give."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = list(overrides)
+    if not config_dirs:
+        return overrides
+    paths = [f"file://{Path(d).absolute()}" for d in config_dirs]
+    for i, item in enumerate(overrides):
+        parsed = OverridesParser.create().parse_overrides([item])[0]
+        if parsed.get_key_element() == "hydra.searchpath" and isinstance(parsed.value(), list):
+            paths = [str(p) for p in parsed.value()] + paths
+            del overrides[i]
+            break
+    return overrides + ["hydra.searchpath=[" + ",".join(f"'{p}'" for p in paths) + "]"]
 
 
 # ---------------------------------------------------------------- error messages
@@ -142,6 +167,8 @@ def task_kind(task: Any) -> str:
 def validate(cfg: DictConfig) -> None:
     """Check ranges, choices and compatibility of the chosen groups; raise UserError on the first problem."""
     _walk(cfg, "")
+    check_loggers(cfg)
+    check_external_choices(cfg)
     task_schema = _schema_of(cfg.task)
     family = family_facts(cfg.task.family)
     model_schema = _schema_of(cfg.model)
@@ -157,6 +184,7 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(
             f"model: '{model_schema.name}' does not do {kind} tasks; it does: {', '.join(kinds)}"
         )
+    check_eval_ways(cfg.task, model_schema)
     input_kind = getattr(task_schema, "input_kind", None)
     backbone_schema = _schema_of(cfg.backbone) if cfg.get("backbone") is not None else None
     inputs = getattr(backbone_schema, "inputs", None)
@@ -165,8 +193,19 @@ def validate(cfg: DictConfig) -> None:
             f"backbone: '{backbone_schema.name}' needs {' or '.join(inputs)} inputs, "
             f"but task '{task_schema.name}' gives {input_kind} inputs"
         )
+    wanted = getattr(task_schema, "backbone_output", "vector")
+    output = getattr(backbone_schema, "output", "vector")
+    if backbone_schema is not None and output != wanted:
+        allowed = [
+            c.name for c in schema_choices("backbone") if c.fact("output", "vector") == wanted
+        ]
+        raise UserError(
+            f"backbone: '{backbone_schema.name}' gives a {output}, but task '{task_schema.name}' "
+            f"needs a feature {wanted}; allowed: {', '.join(allowed)}"
+        )
     loss_schema = _schema_of(cfg.loss)
-    if family.single_objective and not getattr(loss_schema, "single_objective", False):
+    ours = loss_schema is not None  # a user's method: check_external_choices checked it
+    if family.single_objective and ours and not getattr(loss_schema, "single_objective", False):
         allowed = [c.name for c in schema_choices("loss") if c.fact("single_objective", False)]
         raise UserError(
             f"loss: '{getattr(loss_schema, 'name', cfg.loss.get('_target_'))}' cannot be used "
@@ -197,6 +236,21 @@ def validate(cfg: DictConfig) -> None:
             raise UserError(problem)
 
 
+def check_eval_ways(task: Any, model_schema: type | None) -> None:
+    """`task.eval_ways` other than `task.ways` needs a learner without a `ways`-sized output layer
+    (its schema's `any_eval_ways`); the others are evaluated at the N they were trained at."""
+    eval_ways, ways = task.get("eval_ways"), task.get("ways")
+    if eval_ways is None or eval_ways == ways or getattr(model_schema, "any_eval_ways", False):
+        return
+    allowed = [c.name for c in schema_choices("model") if c.fact("any_eval_ways", False)]
+    raise UserError(
+        f"task.eval_ways: {eval_ways} differs from task.ways={ways}, but "
+        f"model={getattr(model_schema, 'name', 'model')} has an output layer of task.ways units "
+        f"and is evaluated at the N it was trained at; set task.eval_ways=null or use one of: "
+        f"{', '.join(allowed)}"
+    )
+
+
 def precision_error(precision: str, device_type: str) -> str | None:
     """Why `trainer.precision` cannot run on a device of type `device_type`, or None."""
     if precision == "16-mixed" and device_type != "cuda":
@@ -213,3 +267,103 @@ _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 def _check_device_string(device: str) -> None:
     if not _DEVICE_RE.match(device):
         raise UserError(f"device: invalid value '{device}'; allowed: auto, cpu, cuda, cuda:N, mps")
+
+
+# ---------------------------------------------------------------- loggers and users' own choices
+
+
+def check_loggers(cfg: DictConfig) -> None:
+    """Each chosen logger (`logger.<name>`) must have its extra installed."""
+    from importlib.util import find_spec
+
+    section = cfg.get("logger")
+    for name in section or {}:
+        module = getattr(_schema_of(section[name]), "requires", None)
+        if module and find_spec(module) is None:
+            raise UserError(
+                f"logger={name} needs the '{module}' extra: pip install 'mtl_cli[{module}]'"
+            )
+
+
+#: groups where a user's own config dir may add choices: a YAML file with `_target_` and options
+EXTERNAL_GROUPS = ("task", "model", "backbone", "loss")
+#: arguments the run passes itself to each group's target (not options of the YAML file)
+RUN_ARGUMENTS = {
+    "task": ("data",),
+    "model": ("task_outputs", "input_shape", "make_backbone"),
+    "backbone": ("input_shape",),
+    "loss": (),
+}
+
+
+def check_external_choices(cfg: DictConfig) -> None:
+    """Choices without a schema of ours (a user's `model/my_model.yaml` with `_target_:
+    my_pkg.MyModel`): the target must import, its options must be parameters of it, and the
+    compatibility facts a schema would carry are read from the target's attributes when it has
+    them (`families`, `kinds` of a model, `inputs` of a backbone, `input_kind` of a task builder,
+    `single_objective` of a weighting method)."""
+    targets = {}
+    for group in EXTERNAL_GROUPS:
+        node = cfg.get(group)
+        if isinstance(node, DictConfig) and _schema_of(node) is None and "_target_" in node:
+            targets[group] = _import_target(group, node)
+    if not targets:
+        return
+    family = family_facts(cfg.task.family)
+    model = targets.get("model")
+    families = getattr(model, "families", None)
+    if families and family.name not in families:
+        raise UserError(
+            f"model._target_: '{cfg.model._target_}' cannot serve the {family.name} family; "
+            f"it serves: {', '.join(families)}"
+        )
+    kinds = getattr(model, "kinds", None)
+    if kinds and task_kind(cfg.task) not in kinds:
+        raise UserError(
+            f"model._target_: '{cfg.model._target_}' does not do {task_kind(cfg.task)} tasks; "
+            f"it does: {', '.join(kinds)}"
+        )
+    input_kind = getattr(targets.get("task") or _schema_of(cfg.task), "input_kind", None)
+    backbone = targets.get("backbone")
+    inputs = getattr(backbone, "inputs", None)
+    if input_kind and inputs and input_kind not in inputs:
+        raise UserError(
+            f"backbone._target_: '{cfg.backbone._target_}' needs {' or '.join(inputs)} inputs, "
+            f"but the task gives {input_kind} inputs"
+        )
+    if "loss" in targets and family.single_objective:
+        if not getattr(targets["loss"], "single_objective", False):
+            raise UserError(
+                f"loss._target_: '{cfg.loss._target_}' cannot be used with the {family.name} "
+                "family (one objective per step); set single_objective = True on the class if "
+                "it serves one objective"
+            )
+
+
+def _import_target(group: str, node: DictConfig) -> Any:
+    """The object `<group>._target_` names; its options must be parameters of it."""
+    import importlib
+    import inspect
+
+    path = str(node._target_)
+    module_name, _, attr = path.rpartition(".")
+    try:
+        target = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise UserError(
+            f"{group}._target_: cannot import '{path}' ({exc}); install its package or put it "
+            "on PYTHONPATH"
+        ) from None
+    try:
+        parameters = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: nothing to check
+        return target
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return target
+    allowed = [p.name for p in parameters if p.name not in RUN_ARGUMENTS[group]]
+    for key in node:
+        if key != "_target_" and not (group == "task" and key == "family") and key not in allowed:
+            raise UserError(
+                f"{group}.{key}: not a parameter of '{path}'; allowed: {', '.join(allowed) or '(none)'}"
+            )
+    return target

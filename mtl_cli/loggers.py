@@ -1,4 +1,9 @@
-"""Where the scalars of metrics.jsonl also go: nowhere (default) or TensorBoard (`logger=tensorboard`)."""
+"""Where the scalars of metrics.jsonl also go: nowhere (default), TensorBoard, MLflow or W&B.
+
+The `logger` group places each choice at `logger.<name>`, so that several can be chosen at once
+(`logger=[tensorboard,mlflow]`); `open_logger` builds one logger per entry and fans the rows out.
+Every logger takes the run dir and the run's resolved config, and has `log(row)` and `close()`.
+"""
 
 from __future__ import annotations
 
@@ -22,10 +27,34 @@ def scalars(row: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def flat_config(config: dict[str, Any], sep: str = ".", prefix: str = "") -> dict[str, Any]:
+    """A nested config as one level of keys joined by `sep` ("trainer.steps": 20); lists stay
+    values."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat.update(flat_config(value, sep, f"{prefix}{key}{sep}"))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def plain_config(cfg: Any) -> dict[str, Any]:
+    """The run's config as plain containers, resolved where it can be (no Hydra: as written)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if not isinstance(cfg, DictConfig):
+        return dict(cfg or {})
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # an interpolation that needs a live Hydra (${hydra:...})
+        return OmegaConf.to_container(cfg, resolve=False)
+
+
 class NullLogger:
     """Logs nothing: metrics.jsonl is the record."""
 
-    def __init__(self, out_dir: str | Path) -> None:
+    def __init__(self, out_dir: str | Path, config: dict[str, Any] | None = None) -> None:
         self.out_dir = Path(out_dir)
 
     def log(self, row: dict[str, Any]) -> None:
@@ -39,7 +68,11 @@ class TensorBoardLogger:
     """Every scalar of each metrics.jsonl row as a TensorBoard scalar at the row's step."""
 
     def __init__(
-        self, out_dir: str | Path, subdir: str = "tensorboard", flush_secs: int = 10
+        self,
+        out_dir: str | Path,
+        config: dict[str, Any] | None = None,
+        subdir: str = "tensorboard",
+        flush_secs: int = 10,
     ) -> None:
         from mtl_cli.launch import require
 
@@ -60,10 +93,53 @@ class TensorBoardLogger:
         self.writer.close()
 
 
-def open_logger(logger_cfg: Any, out_dir: str | Path) -> NullLogger | TensorBoardLogger:
-    """Instantiate the `logger` group's choice for a run dir (no choice: NullLogger)."""
-    if logger_cfg is None:
-        return NullLogger(out_dir)
-    from hydra.utils import instantiate
+class MultiLogger:
+    """Several loggers at once (`logger=[tensorboard,mlflow]`): each row goes to every one."""
 
-    return instantiate(logger_cfg, out_dir=str(out_dir))
+    def __init__(self, loggers: list[Any]) -> None:
+        self.loggers = list(loggers)
+
+    def log(self, row: dict[str, Any]) -> None:
+        """Send the row to every logger."""
+        for logger in self.loggers:
+            logger.log(row)
+
+    def close(self) -> None:
+        """Close every logger, also when one of them fails (the first error is raised after)."""
+        errors = []
+        for logger in self.loggers:
+            try:
+                logger.close()
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+def open_logger(cfg: Any, out_dir: str | Path) -> Any:
+    """The loggers the run's `logger` section names (`logger.<name>: {_target_, options}`), each
+    given the run dir and the resolved config; one logger is returned as is, none as NullLogger."""
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
+    section = cfg.get("logger") if cfg is not None else None
+    if not section:
+        return NullLogger(out_dir)
+    config = plain_config(cfg)
+    loggers = []
+    try:
+        for name in section:
+            if section[name] is None:
+                continue
+            options = OmegaConf.to_container(section[name], resolve=True)
+            cls = get_class(
+                options.pop("_target_")
+            )  # called directly: its UserErrors stay one line
+            loggers.append(cls(out_dir=str(out_dir), config=config, **options))
+    except BaseException:
+        MultiLogger(loggers).close()  # those already started end cleanly
+        raise
+    loggers = [lg for lg in loggers if not isinstance(lg, NullLogger)]
+    if not loggers:
+        return NullLogger(out_dir)
+    return loggers[0] if len(loggers) == 1 else MultiLogger(loggers)

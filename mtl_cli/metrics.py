@@ -51,6 +51,7 @@ _HIGHER_IS_BETTER = frozenset(
     {
         "accuracy", "acc", "top1", "top5", "f1", "micro_f1", "macro_f1", "precision", "recall",
         "ap", "map", "auc", "auroc", "subset_accuracy", "r2", "iou", "miou", "delta_m",
+        "within_11_25", "within_22_5", "within_30",
     }
 )  # fmt: skip
 _LOWER_IS_BETTER = frozenset(

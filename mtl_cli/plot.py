@@ -181,6 +181,24 @@ def plot_dir(
     target.mkdir(parents=True, exist_ok=True)
     name = pick_metric(runs, metric)
     single = len(runs) == 1 and runs[0].path == root.resolve()
-    if single:
-        return [plot_run(runs[0], name, target)]
-    return plot_sweep(runs, name, target)
+    paths = [plot_run(runs[0], name, target)] if single else plot_sweep(runs, name, target)
+    return paths + _predictions(runs, root.resolve(), target)
+
+
+def _predictions(runs: Sequence[RunRecord], root: Path, target: Path) -> list[Path]:
+    """predictions.png of each run whose family draws pictures (dense): in plots/ for one run,
+    in plots/predictions/<run path>.png for a sweep."""
+    from mtl_cli.plot_predictions import has_pictures, plot_predictions
+
+    paths = []
+    for run in runs:
+        if not has_pictures(run.path):
+            continue
+        if run.path == root:
+            path = target / "predictions.png"
+        else:
+            name = "_".join(run.path.relative_to(root).parts)
+            path = target / "predictions" / f"{name}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+        paths.append(plot_predictions(run.path, path))
+    return paths

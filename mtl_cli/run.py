@@ -297,7 +297,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run = Run(cfg)
     out = run.out
     jsonl = JsonlWriter(out / "metrics.jsonl")
-    run.logger = open_logger(cfg.get("logger"), out)
+    run.logger = open_logger(cfg, out)
     resumed_from = None
     if run.last_path.exists():
         run.restore(run.last_path)
@@ -402,11 +402,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise
     finally:
         bar.close()
-        run.logger.close()
         wall = time.perf_counter() - start_wall
         rate = steps_here / train_time if train_time > 0 else 0.0
         if status != "finished":
             write_json(out / "metrics.json", _summary(run, info, status, error, rate, wall))
+            run.logger.close()  # after metrics.json: trackers upload it
     summary = _summary(run, info, "finished", None, rate, wall, final=True)
     summary["resumed_from"] = resumed_from
     summary["optimized_metric"] = objective_name(cfg.optimized_metric, run.select)
@@ -416,6 +416,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         summary["optimized_value"] = None
         log.error("%s", exc)
     write_json(out / "metrics.json", summary)
+    run.logger.close()  # after the final metrics.json: trackers upload it
     log.info("done: %s", _headline(summary))
     return summary
 
@@ -477,7 +478,7 @@ def _summary(
         baseline = run.cfg.get("baseline_run")
         if baseline:
             summary["delta_m"] = _delta_m_against(
-                Path(baseline), summary["test"], run.family.delta_m_metric
+                Path(baseline), summary["test"], run.family.delta_m_metrics
             )
     summary["compiled"] = run.compiler.compiled  # false: eager, or fell back (trainer.compile=auto)
     summary["steps_per_s"] = rate
@@ -496,17 +497,25 @@ def _best_test(run: Run) -> dict[str, float]:
         run.model.load_state_dict(current)
 
 
-def _delta_m_against(baseline_dir: Path, test: dict[str, float], metric: str) -> float:
+def _delta_m_against(baseline_dir: Path, test: dict[str, float], metrics: tuple[str, ...]) -> float:
     from mtl_cli.metrics import delta_m, higher_is_better
 
     path = baseline_dir / "metrics.json"
     if not path.is_file():
         raise UserError(f"baseline_run: {baseline_dir} has no metrics.json (not a finished run)")
     base = read_json(path).get("test", {})
-    ours = {k: v for k, v in test.items() if k.endswith(f"/{metric}")}
+    ours = {k: v for k, v in test.items() if "/" in k and k.rsplit("/", 1)[1] in metrics}
     common = {k: base[k] for k in ours if k in base}
     if not common:
-        raise UserError(f"baseline_run: {baseline_dir} has no per-task '{metric}' for these tasks")
+        raise UserError(
+            f"baseline_run: {baseline_dir} has no per-task {' or '.join(metrics)} for these tasks"
+        )
+    zero = sorted(k for k, v in common.items() if v == 0)
+    if zero:  # a relative change from 0 is undefined (a weak baseline: e.g. no pixel within 11.25°)
+        log.warning("delta_m: left out %s (0 in the baseline run)", ", ".join(zero))
+        common = {k: v for k, v in common.items() if v != 0}
+    if not common:
+        raise UserError(f"baseline_run: every metric of {baseline_dir} is 0; Δm is undefined")
     return delta_m({k: ours[k] for k in common}, common, higher_is_better)
 
 
@@ -520,34 +529,24 @@ def _headline(summary: dict) -> str:
 
 
 def evaluate(
-    run_dir: str | Path, split: str = "test", checkpoint: str = "best", device: str = "auto"
+    run_dir: str | Path,
+    split: str = "test",
+    checkpoint: str = "best",
+    device: str = "auto",
+    overrides: dict[str, Any] | None = None,
 ) -> dict:
-    """Rebuild a finished run from its saved config, evaluate a checkpoint, write eval_metrics.json."""
-    run_dir = Path(run_dir)
-    config_path = run_dir / ".hydra" / "config.yaml"
-    if not config_path.is_file():
-        raise UserError(f"run: {run_dir} is not a run dir (no .hydra/config.yaml)")
-    if checkpoint not in ("best", "last"):
-        raise UserError(f"checkpoint: invalid value '{checkpoint}'; allowed: best, last")
+    """Rebuild a finished run from its saved config, evaluate a checkpoint, write eval_metrics.json
+    (with evaluation-side `overrides`, e.g. {"task.eval_ways": 5}: eval_metrics.<overrides>.json)."""
+    from mtl_cli import eval_settings
+    from mtl_cli.finished_run import load_finished_run
+
     if split not in ("train", "val", "test"):
         raise UserError(f"split: invalid value '{split}'; allowed: train, val, test")
-    ckpt_path = run_dir / "checkpoints" / f"{checkpoint}.pt"
-    state = load_checkpoint(ckpt_path)
-    try:
-        cfg = OmegaConf.load(config_path)
-    except Exception as exc:
-        raise UserError(f"{config_path}: unreadable config ({str(exc).splitlines()[0]})") from None
-    dev = resolve_device(device)
-    seed_everything(int(cfg.seed))
-    family = build_family(cfg, dev)
-    model = family.build_model(cfg.model, cfg.get("backbone")).to(dev)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise UserError(
-            f"{ckpt_path}: does not fit the run's model ({str(exc).splitlines()[0][:160]})"
-        ) from None
-    model.eval()
+    overrides = dict(overrides or {})
+    run = load_finished_run(
+        run_dir, checkpoint, device, adjust=lambda cfg: eval_settings.apply(cfg, overrides)
+    )
+    cfg, family, model, dev = run.cfg, run.family, run.model, run.device
     # the run's precision (float32 where it cannot run on this device: 16-mixed off CUDA)
     precision = Precision.for_evaluation(cfg.trainer.get("precision", "32"), dev)
     with precision.autocast():
@@ -555,10 +554,11 @@ def evaluate(
     result = {
         "split": split,
         "checkpoint": checkpoint,
-        "step": int(state["step"]),
+        "step": int(run.state["step"]),
         "device": str(dev),
         "precision": precision.mode,
+        **({"overrides": overrides} if overrides else {}),
         "metrics": metrics,
     }
-    write_json(run_dir / "eval_metrics.json", result)
+    write_json(Path(run_dir) / eval_settings.result_name(overrides), result)
     return result

@@ -14,6 +14,7 @@ import torch
 
 from mtl_cli.config import compose
 from mtl_cli.errors import UserError
+from mtl_cli.registry import find
 from mtl_cli.run import Run, build_family, train
 from tests.conftest import SMALL_ALPHABETS, mtl, tiny
 from tests.fakes import write_fake_fashion_mnist, write_fake_omniglot_zip
@@ -37,6 +38,19 @@ LEARNERS = {
     "fomaml": ["model=meta/maml", *CONV4_TINY, "model.first_order=true"],
     "metasgd": ["model=meta/maml", *CONV4_TINY, "model.learn_inner_lr=true"],
     "protonet": ["model=meta/protonet", *CONV4_TINY],
+    "anil": ["model=meta/anil", *CONV4_TINY],
+    "reptile": ["model=meta/reptile", *CONV4_TINY, "model.inner_steps=2"],
+    "matching": ["model=meta/matching", *CONV4_TINY],
+    "relation": ["model=meta/relation", *CONV4_TINY],
+    "cnp": ["model=meta/cnp", *CONV4_TINY, "model.encoder_sizes=[8,8]", "model.decoder_sizes=[8]"],
+    "transformer": [
+        "model=meta/transformer",
+        *CONV4_TINY,
+        "model.d_model=8",
+        "model.heads=2",
+        "model.layers=1",
+        "model.feedforward=16",
+    ],
 }
 SINUSOID = ["task=meta/sinusoid", "backbone=mlp", "backbone.hidden=[8]", *META_TINY[:2]]
 REGRESSION = {
@@ -51,6 +65,16 @@ REGRESSION = {
     ],
     "maml": ["model=meta/maml", "model.inner_lr=0.01"],
     "pretrained": ["model=meta/pretrained"],
+    "anil": ["model=meta/anil", "model.inner_lr=0.01"],
+    "reptile": ["model=meta/reptile", "model.inner_steps=2"],
+    "cnp": ["model=meta/cnp", "model.encoder_sizes=[8,8]", "model.decoder_sizes=[8]"],
+    "transformer": [
+        "model=meta/transformer",
+        "model.d_model=8",
+        "model.heads=2",
+        "model.layers=1",
+        "model.feedforward=16",
+    ],
 }
 
 
@@ -76,6 +100,15 @@ def per_episode_accuracy(family, model, split: str) -> np.ndarray:
 # ------------------------------------------------------------------ learners through train(cfg)
 
 
+def test_every_registry_learner_has_a_training_case():
+    from mtl_cli.registry import schema_choices
+
+    learners = [c for c in schema_choices("model") if "meta" in c.fact("families", ())]
+    for kind, cases in (("classification", LEARNERS), ("regression", REGRESSION)):
+        chosen = {o[6:] for args in cases.values() for o in args if o.startswith("model=")}
+        assert chosen == {c.name for c in learners if kind in c.fact("kinds", ())}, kind
+
+
 @pytest.mark.parametrize("name", sorted(LEARNERS))
 def test_every_learner_trains_on_hershey_episodes(tmp_path, name):
     summary = train(compose(hershey_meta(tmp_path, *LEARNERS[name])))
@@ -97,7 +130,8 @@ def test_regression_learners_train_on_sinusoids(tmp_path, name):
     assert summary["status"] == "finished" and test["mse"] > 0.0 and test["mse_ci95"] > 0.0
     steps_metrics = {"mse@1", "mse@10"} & set(test)
     # methods that adapt by gradient steps are also reported after 1 and 10 steps (issue 6)
-    assert steps_metrics == ({"mse@1", "mse@10"} if name in ("maml", "pretrained") else set())
+    adapts = find("model", f"meta/{name}").has_option("inner_steps")
+    assert steps_metrics == ({"mse@1", "mse@10"} if adapts else set())
 
 
 def test_pretrained_trains_on_pooled_points_and_fine_tunes_only_in_evaluation(tmp_path):

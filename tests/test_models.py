@@ -424,7 +424,10 @@ def hydra_conf():
 @pytest.mark.parametrize(
     "model", [c.name for c in schema_choices("model") if "multitask" in c.fact("families", ())]
 )
-@pytest.mark.parametrize("backbone", [c.name for c in schema_choices("backbone")])
+@pytest.mark.parametrize(
+    "backbone",
+    [c.name for c in schema_choices("backbone") if c.fact("output", "vector") == "vector"],
+)
 def test_configs_compose_and_instantiate_like_the_trainer(hydra_conf, model, backbone):
     cfg = compose(overrides=[f"+model={model}", f"+backbone={backbone}"])
     shape = IMAGE

@@ -10,7 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib import import_module
 
-KINDS = ("classification", "regression")
+#: dense scene understanding: each per-pixel task's metrics, in report order, the headline first
+#: (computed in mtl_cli.dense_metrics; conventions in docs/dense.md)
+DENSE_TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "segmentation": ("miou", "pixel_accuracy"),
+    "depth": ("abs_error", "rel_error"),
+    "normals": (
+        "mean_angle_error",
+        "median_angle_error",
+        "within_11_25",
+        "within_22_5",
+        "within_30",
+    ),
+}
+DENSE_METRIC_NAMES = tuple(m for names in DENSE_TASK_METRICS.values() for m in names)
+KINDS = ("classification", "regression", "dense")
 
 
 @dataclass(frozen=True)
@@ -30,6 +44,8 @@ class FamilyFacts:
     single_objective: bool = False
     #: the model choice that trains each task alone: the report's Δm baseline (None: no baseline)
     baseline_model: str | None = "independent"
+    #: the Family has `pictures(model, count)`: `mtl plot` draws inputs, truths and predictions
+    pictures: bool = False
 
     def metrics_of(self, kind: str | None) -> tuple[str, ...]:
         """Aggregate metric names for tasks of `kind` (None: classification)."""
@@ -81,6 +97,16 @@ FAMILIES: dict[str, FamilyFacts] = {
             metrics={"classification": ("accuracy", "loss"), "regression": ("mse",)},
             single_objective=True,
             baseline_model=None,
+        ),
+        FamilyFacts(
+            name="dense",
+            implementation="mtl_cli.families.dense:DenseFamily",
+            # "loss" (the mean task loss on val) selects by default: the tasks' metrics have no
+            # common scale; each task's metrics are also aggregate keys (mtl_cli.dense_metrics)
+            metrics={"dense": ("loss", *DENSE_METRIC_NAMES)},
+            delta_m_metrics={"dense": DENSE_METRIC_NAMES},
+            shared_batch=True,
+            pictures=True,
         ),
     )
 }

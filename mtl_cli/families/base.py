@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from mtl_cli.errors import UserError
+
 
 class Family:
     """A task family (CS330 lecture 2): how tasks are sampled, how a batch becomes per-task losses."""
@@ -30,9 +32,9 @@ class Family:
         return self.facts.metrics_of(self.kind)
 
     @property
-    def delta_m_metric(self) -> str:
-        """The per-task metric Δm compares with a single-task baseline (Maninis et al. 2019)."""
-        return (self.facts.delta_m_metrics_of(self.kind) or self.metrics)[0]
+    def delta_m_metrics(self) -> tuple[str, ...]:
+        """The per-task metrics Δm compares with a single-task baseline (Maninis et al. 2019)."""
+        return self.facts.delta_m_metrics_of(self.kind) or self.metrics[:1]
 
     def build_model(self, model_cfg: Any, backbone_cfg: Any) -> nn.Module:
         """The chosen model for this family's data (multi-task models by default)."""
@@ -40,15 +42,25 @@ class Family:
 
     def instantiate_model(self, model_cfg: Any, backbone_cfg: Any, **kwargs: Any) -> nn.Module:
         """`model._target_` with the input shape, a backbone factory and family-specific kwargs."""
+        from hydra.errors import InstantiationException
         from hydra.utils import instantiate
 
         shape = self.data.input_shape
-        return instantiate(
-            model_cfg,
-            input_shape=shape,
-            make_backbone=lambda: instantiate(backbone_cfg, input_shape=shape),
-            **kwargs,
-        )
+        try:
+            return instantiate(
+                model_cfg,
+                input_shape=shape,
+                make_backbone=lambda: instantiate(backbone_cfg, input_shape=shape),
+                **kwargs,
+            )
+        except InstantiationException as exc:
+            # a model's or backbone's own check (ValueError naming its key): one line, no traceback
+            cause: BaseException = exc
+            while cause.__cause__ is not None:
+                cause = cause.__cause__
+            if isinstance(cause, ValueError):
+                raise UserError(str(cause).splitlines()[0]) from None
+            raise
 
     def train_losses(
         self, model: nn.Module, generator: torch.Generator

@@ -1,11 +1,14 @@
 """Meta-learning: sample tasks (episodes) with D_tr (support) and D_test (query); learn to adapt.
 
 Evaluation uses `eval_episodes` fixed episodes per split (fixed seeds) and reports the mean with a
-95% normal confidence interval, 1.96·std/√n, as in the few-shot literature.
+95% normal confidence interval, 1.96·std/√n, as in the few-shot literature. Meta-val/test episodes
+have their split sampler's (ways, shots, queries): `task.eval_ways` etc., the training ones when
+null.
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -76,28 +79,46 @@ class MetaFamily(Family):
 
     @torch.no_grad()
     def evaluate(self, model, split):
-        from mtl_cli.metrics import mean_ci
-
         per_episode: dict[str, list[torch.Tensor]] = {}
         steps = [None, *self.data.eval_steps] if hasattr(model, "inner_steps") else [None]
-        for sx, sy, qx, qy in self._episodes(split):
-            for k in steps:
-                pred = model(sx, sy, qx) if k is None else model(sx, sy, qx, inner_steps=k)
-                suffix = "" if k is None else f"@{k}"
-                if self.classification:
-                    loss = (
-                        torch.nn.functional.cross_entropy(
-                            pred.flatten(0, 1), qy.flatten(), reduction="none"
-                        )
-                        .view(qy.shape)
-                        .mean(1)
+        ways = getattr(self.samplers[split], "ways", self.data.ways)  # task.eval_ways (val/test)
+        other_ways = self.classification and ways != self.data.ways
+        with model.episode_ways(ways) if other_ways else nullcontext():
+            for episode in self._episodes(split):
+                self._evaluate_episodes(model, episode, steps, ways, per_episode)
+        return self._summarise(per_episode)
+
+    def _evaluate_episodes(self, model, episode, steps, ways: int, per_episode: dict) -> None:
+        """Append each episode's query metrics (after each step count in `steps`) to per_episode."""
+        sx, sy, qx, qy = episode
+        for k in steps:
+            pred = model(sx, sy, qx) if k is None else model(sx, sy, qx, inner_steps=k)
+            if self.classification and pred.shape[-1] != ways:  # config checks refuse this first
+                raise ValueError(
+                    f"task.eval_ways: {type(model).__name__} gave {pred.shape[-1]} logits for "
+                    f"{ways}-way episodes (its output layer has task.ways units)"
+                )
+            suffix = "" if k is None else f"@{k}"
+            if self.classification:
+                loss = (
+                    torch.nn.functional.cross_entropy(
+                        pred.flatten(0, 1), qy.flatten(), reduction="none"
                     )
-                    acc = (pred.argmax(-1) == qy).float().mean(1)
-                    per_episode.setdefault(f"accuracy{suffix}", []).append(acc)
-                    per_episode.setdefault(f"loss{suffix}", []).append(loss)
-                else:
-                    err = ((pred - qy) ** 2).mean(dim=(1, 2))
-                    per_episode.setdefault(f"mse{suffix}", []).append(err)
+                    .view(qy.shape)
+                    .mean(1)
+                )
+                acc = (pred.argmax(-1) == qy).float().mean(1)
+                per_episode.setdefault(f"accuracy{suffix}", []).append(acc)
+                per_episode.setdefault(f"loss{suffix}", []).append(loss)
+            else:
+                err = ((pred - qy) ** 2).mean(dim=(1, 2))
+                per_episode.setdefault(f"mse{suffix}", []).append(err)
+
+    @staticmethod
+    def _summarise(per_episode: dict[str, list[torch.Tensor]]) -> dict[str, float]:
+        """Mean over episodes and its 95% normal half width (`<metric>_ci95`) per metric."""
+        from mtl_cli.metrics import mean_ci
+
         out: dict[str, float] = {}
         for name, chunks in per_episode.items():
             values = torch.cat(chunks).double().cpu().numpy()

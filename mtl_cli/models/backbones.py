@@ -1,4 +1,5 @@
-"""Feature extractors for the multi-task models: mlp, conv, lenet, conv4 (config group `backbone`).
+"""Feature extractors for the multi-task models: mlp, conv, lenet, conv4 (config group `backbone`;
+the dense ones, returning feature maps, are in `dense_backbones.py`).
 
 A backbone is a sequence of `blocks`; `forward(x)` applies them in order, then flattens to
 [B, out_features]. `block_in_shapes[i]` / `block_out_shapes[i]` are each block's per-sample input
@@ -84,6 +85,22 @@ def make_head(in_features: int, hidden: Sequence[int], out_features: int) -> nn.
     return nn.Sequential(*layers)
 
 
+def require_vector_backbone(backbone: Backbone, model: nn.Module) -> None:
+    """Refuse a backbone whose output is a feature map for a model built on feature vectors."""
+    if backbone.output == "vector":
+        return
+    from mtl_cli.registry import schema_choices
+
+    target = f"{type(model).__module__}.{type(model).__qualname__}"
+    names = [c.name for c in schema_choices("model") if c.fact("_target_") == target]
+    name = names[0] if names else type(model).__name__
+    vectors = [c.name for c in schema_choices("backbone") if c.fact("output", "vector") == "vector"]
+    raise ValueError(
+        f"model={name}: backbone={backbone.name} returns a feature {backbone.output}; this model "
+        f"needs a vector backbone; allowed: {', '.join(vectors)}"
+    )
+
+
 def layer_parameters(module: nn.Module) -> list[nn.Parameter]:
     """Weight (+bias) of the last Linear/Conv2d inside `module` (GradNorm's "last shared layer")."""
     layers = [m for m in module.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
@@ -106,6 +123,12 @@ class Backbone(nn.Module):
     @property
     def inputs(self) -> tuple[str, ...]:
         return self.schema.inputs
+
+    @property
+    def output(self) -> str:
+        """`vector` ([B, out_features]) or `map` ([B, out_features, H, W]): the schema's `output`
+        class variable, `vector` where it has none."""
+        return getattr(self.schema, "output", "vector")
 
     blocks: nn.ModuleList
     block_in_shapes: list[tuple[int, ...]]
@@ -142,11 +165,25 @@ class Backbone(nn.Module):
         """A fresh backbone, same architecture, whose block i takes extra_inputs[i] more inputs."""
         return type(self)(self.input_shape, **self.options, extra_inputs=list(extra_inputs))
 
+    def run_block(self, index: int, h: torch.Tensor, state: dict[str, Any]) -> torch.Tensor:
+        """Block `index` on h. `state` is one fresh dict per forward pass, where blocks that need
+        it keep what later blocks use (SegNet's pooling indices); plain blocks ignore it."""
+        return self.blocks[index](h)
+
+    def finish(self, h: torch.Tensor) -> torch.Tensor:
+        """The last block's output as this backbone's features (flattened for vector backbones)."""
+        return h.flatten(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, *input_shape] -> [B, out_features]."""
-        for block in self.blocks:
-            x = block(x)
-        return x.flatten(1)
+        """[B, *input_shape] -> [B, out_features] (vector) or [B, out_features, H, W] (map)."""
+        state: dict[str, Any] = {}
+        for i in range(len(self.blocks)):
+            x = self.run_block(i, x, state)
+        return self.finish(x)
+
+    def make_head(self, hidden: Sequence[int], out_features: int) -> nn.Module:
+        """A task head on this backbone's features: the MLP `make_head` for vector backbones."""
+        return make_head(self.out_features, hidden, out_features)
 
     def last_layer_parameters(self) -> list[nn.Parameter]:
         """Weight (+bias) of the last Linear/Conv2d of the last block."""

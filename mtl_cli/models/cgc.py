@@ -15,6 +15,7 @@ from mtl_cli.models.backbones import (
     as_shape,
     check_task_outputs,
     make_head,
+    require_vector_backbone,
 )
 from mtl_cli.models.base import MultiTaskModel
 from mtl_cli.schemas import model as schema
@@ -68,6 +69,7 @@ class CGC(MultiTaskModel):
         input_features = math.prod(as_shape(input_shape, "model=cgc"))
         self.num_shared_experts, self.num_task_experts = num_shared_experts, num_task_experts
         self.shared_experts = nn.ModuleList([make_backbone() for _ in range(num_shared_experts)])
+        require_vector_backbone(self.shared_experts[0], self)
         self.task_experts = nn.ModuleList(
             [
                 nn.ModuleList([make_backbone() for _ in range(num_task_experts)])

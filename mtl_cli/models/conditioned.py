@@ -26,6 +26,7 @@ from mtl_cli.models.backbones import (
     check_task_outputs,
     layer_parameters,
     make_head,
+    require_vector_backbone,
     resolve_block_indices,
 )
 from mtl_cli.models.base import MultiTaskModel
@@ -109,6 +110,7 @@ class Conditioned(MultiTaskModel):
         )
 
         backbone = make_backbone()
+        require_vector_backbone(backbone, self)
         self.layers = resolve_block_indices(layers, len(backbone.blocks), "model.layers")
         if descriptor == "onehot":
             dim, z_norm2 = self.num_tasks, 1.0

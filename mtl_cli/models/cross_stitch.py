@@ -13,7 +13,6 @@ from mtl_cli.models.backbones import (
     as_int_list,
     check_task_outputs,
     layer_parameters,
-    make_head,
     resolve_block_indices,
 )
 from mtl_cli.models.base import MultiTaskModel
@@ -50,6 +49,9 @@ class CrossStitch(MultiTaskModel):
     Shared: the units, and every column block up to the last unit (through the units each task's
     loss reaches every column there). Task-specific: heads and column blocks after the last unit.
     With alpha_self = 1 the units are identities and the model equals `independent`.
+
+    Dense backbones: the units mix feature maps between encoder and decoder blocks (each column
+    unpools with its own pooling indices); heads come from the backbone (`make_head`).
     """
 
     def __init__(
@@ -80,18 +82,23 @@ class CrossStitch(MultiTaskModel):
                 for i in self.layers
             }
         )
-        self.heads = nn.ModuleList(
-            [make_head(first.out_features, head_hidden, n) for n in self.task_outputs]
-        )
+        self.heads = nn.ModuleList([first.make_head(head_hidden, n) for n in self.task_outputs])
 
     def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Every column block by block, mixing after the stitched blocks; then each task's head."""
         hs = [x] * self.num_tasks
+        states: list[dict[str, Any]] = [{} for _ in self.columns]  # per column (pool indices)
         for i in range(len(self.columns[0].blocks)):
-            hs = [column.blocks[i](h) for column, h in zip(self.columns, hs, strict=True)]
+            hs = [
+                column.run_block(i, h, state)
+                for column, h, state in zip(self.columns, hs, states, strict=True)
+            ]
             if str(i) in self.units:
                 hs = list(self.units[str(i)](torch.stack(hs)).unbind(0))
-        return [head(h.flatten(1)) for head, h in zip(self.heads, hs, strict=True)]
+        return [
+            head(column.finish(h))
+            for head, column, h in zip(self.heads, self.columns, hs, strict=True)
+        ]
 
     def forward(self, x: torch.Tensor, task: int) -> torch.Tensor:
         """Task `task`'s output (needs every column, so it runs them all)."""

@@ -16,6 +16,7 @@ from mtl_cli.models.backbones import (
     as_shape,
     check_task_outputs,
     make_head,
+    require_vector_backbone,
 )
 from mtl_cli.models.base import MultiTaskModel
 from mtl_cli.models.cgc import mix
@@ -214,6 +215,7 @@ class DSelectK(MultiTaskModel):
         tower_hidden = as_int_list(tower_hidden, "model.tower_hidden")
         input_features = math.prod(as_shape(input_shape, "model=dselect_k"))
         self.experts = nn.ModuleList([make_backbone() for _ in range(num_experts)])
+        require_vector_backbone(self.experts[0], self)
         self.gates = nn.ModuleList(
             [
                 DSelectKGate(num_experts, k, gamma, entropy_reg, gating, input_features)

@@ -12,13 +12,15 @@ from mtl_cli.models.backbones import (
     as_int_list,
     check_task_outputs,
     layer_parameters,
-    make_head,
 )
 from mtl_cli.models.base import MultiTaskModel
 
 
 class HardSharing(MultiTaskModel):
-    """Shared backbone trunk z = f(x) and per-task heads y_t = g_t(z) (Caruana 1997)."""
+    """Shared backbone trunk z = f(x) and per-task heads y_t = g_t(z) (Caruana 1997).
+
+    Heads come from the backbone (`make_head`): an MLP on a vector z, a per-pixel head on the
+    feature map z of a dense backbone (segnet, resnet_dilated)."""
 
     has_shared_representation = True
 
@@ -33,11 +35,11 @@ class HardSharing(MultiTaskModel):
         head_hidden = as_int_list(head_hidden, "model.head_hidden")
         self.trunk = make_backbone()
         self.heads = nn.ModuleList(
-            [make_head(self.trunk.out_features, head_hidden, n) for n in self.task_outputs]
+            [self.trunk.make_head(head_hidden, n) for n in self.task_outputs]
         )
 
     def representation(self, x: torch.Tensor) -> torch.Tensor:
-        """The trunk's features z = f(x): [B, out_features]."""
+        """The trunk's features z = f(x): [B, out_features] (a map [B, C, H', W'] when dense)."""
         return self.trunk(x)
 
     def head(self, z: torch.Tensor, task: int) -> torch.Tensor:

@@ -7,12 +7,15 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from mtl_cli.models.backbones import Backbone, as_int_list, check_task_outputs, make_head
+from mtl_cli.models.backbones import Backbone, as_int_list, check_task_outputs
 from mtl_cli.models.base import MultiTaskModel
 
 
 class Independent(MultiTaskModel):
-    """T separate networks (backbone + head), the single-task learning baseline (Caruana 1997)."""
+    """T separate networks (backbone + head), the single-task learning baseline (Caruana 1997).
+
+    Heads come from the backbone (`make_head`): an MLP on vector backbones, a per-pixel head on
+    dense ones (segnet, resnet_dilated)."""
 
     def __init__(
         self,
@@ -26,7 +29,7 @@ class Independent(MultiTaskModel):
         self.columns = nn.ModuleList([make_backbone() for _ in self.task_outputs])
         self.heads = nn.ModuleList(
             [
-                make_head(column.out_features, head_hidden, n)
+                column.make_head(head_hidden, n)
                 for column, n in zip(self.columns, self.task_outputs, strict=True)
             ]
         )

@@ -17,6 +17,7 @@ from mtl_cli.models.backbones import (
     check_task_outputs,
     layer_parameters,
     make_head,
+    require_vector_backbone,
 )
 from mtl_cli.models.base import MultiTaskModel
 from mtl_cli.schemas import model as schema
@@ -120,6 +121,7 @@ class LTB(MultiTaskModel):
 
         num_tasks = self.num_tasks
         self.columns = nn.ModuleList([make_backbone() for _ in range(num_tasks)])
+        require_vector_backbone(self.columns[0], self)
         self.num_layers = len(self.columns[0].blocks)
         #: branch_logits[i - 1][k, j]: node k of layer i choosing node j of layer i - 1
         self.branch_logits = nn.ParameterList(

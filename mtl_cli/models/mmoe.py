@@ -14,6 +14,7 @@ from mtl_cli.models.backbones import (
     as_shape,
     check_task_outputs,
     make_head,
+    require_vector_backbone,
 )
 from mtl_cli.models.base import MultiTaskModel
 
@@ -40,6 +41,7 @@ class MMoE(MultiTaskModel):
         tower_hidden = as_int_list(tower_hidden, "model.tower_hidden")
         input_features = math.prod(as_shape(input_shape, "model=mmoe"))
         self.experts = nn.ModuleList([make_backbone() for _ in range(num_experts)])
+        require_vector_backbone(self.experts[0], self)
         expert_size = self.experts[0].out_features
         self.gates = nn.ModuleList([nn.Linear(input_features, num_experts) for _ in task_outputs])
         self.towers = nn.ModuleList(

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mtl_cli.models.backbones import (
@@ -17,10 +18,10 @@ from mtl_cli.models.backbones import (
     as_int_list,
     check_task_outputs,
     layer_parameters,
-    make_head,
     resolve_block_indices,
 )
 from mtl_cli.models.base import MultiTaskModel
+from mtl_cli.models.dense_backbones import SegNet, SegNetTrace, conv_layer, xavier_init
 from mtl_cli.schemas import model as schema
 from mtl_cli.schemas.checks import check_settings
 
@@ -62,6 +63,75 @@ class AttentionUnit(nn.Module):
         return self.net(inp)
 
 
+class SegNetAttention(nn.Module):
+    """SegNet-MTAN's attention (Liu et al. 2019, lorenmt/mtan `model_segnet_mtan.py`), for every
+    task over every encoder and decoder level of a shared `SegNet` trunk.
+
+    Encoder level j: mask = g_t^j([e_j^first; â_t^{j-1}]) (the level's first conv output, and the
+    task's previous attended features), a_t^j = mask ⊙ e_j (the level's output before pooling),
+    â_t^j = maxpool(f^j(a_t^j)) with f^j a shared 3x3 conv layer to the next level's channels.
+    Decoder level (deepest first): â = f(upsample2x(previous)) (bilinear, shared 3x3 conv layer),
+    mask = g_t([u; â]) with u the trunk's unpooled decoder input, a_t = mask ⊙ d (the trunk's
+    decoder level output). The last decoder level's a_t feeds task t's head.
+    Shared: the f's. Task-specific: the g's.
+    """
+
+    def __init__(self, trunk: SegNet, num_tasks: int, reduction: int, norm: str) -> None:
+        super().__init__()
+        c = trunk.options["channels"]
+        levels, trunk_norm = len(c), trunk.options["norm"]
+
+        def unit(n_in: int, n_out: int) -> AttentionUnit:
+            return AttentionUnit(n_in, max(1, n_out // reduction), n_out, spatial=True, norm=norm)
+
+        out_channels = [c[max(level - 1, 0)] for level in reversed(range(levels))]  # per decoder
+        self.encoder_units = nn.ModuleList(
+            [
+                nn.ModuleList([unit(c[j] * (1 if j == 0 else 2), c[j]) for j in range(levels)])
+                for _ in range(num_tasks)
+            ]
+        )
+        self.decoder_units = nn.ModuleList(
+            [
+                nn.ModuleList(
+                    [
+                        unit(c[level] + o, o)
+                        for level, o in zip(reversed(range(levels)), out_channels, strict=True)
+                    ]
+                )
+                for _ in range(num_tasks)
+            ]
+        )
+        self.encoder_convs = nn.ModuleList(
+            [conv_layer(c[j], c[min(j + 1, levels - 1)], trunk_norm) for j in range(levels)]
+        )
+        self.decoder_convs = nn.ModuleList(
+            [
+                conv_layer(c[level], o, trunk_norm)
+                for level, o in zip(reversed(range(levels)), out_channels, strict=True)
+            ]
+        )
+        xavier_init(self)  # as the official code
+
+    def forward(self, trace: SegNetTrace, task: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Task `task`'s attended full-resolution map, and its masks (encoder, then decoder)."""
+        masks, previous = [], None
+        for j, g in enumerate(self.encoder_units[task]):
+            mask = g(trace.encoder_first[j], previous)
+            masks.append(mask)
+            previous = F.max_pool2d(self.encoder_convs[j](mask * trace.encoder_out[j]), 2, 2)
+        for d, g in enumerate(self.decoder_units[task]):
+            up = F.interpolate(previous, scale_factor=2, mode="bilinear", align_corners=True)
+            mask = g(trace.decoder_in[d], self.decoder_convs[d](up))
+            masks.append(mask)
+            previous = mask * trace.decoder_out[d]
+        return previous, masks
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The f's (every task's attention path runs through them)."""
+        return [*self.encoder_convs.parameters(), *self.decoder_convs.parameters()]
+
+
 class MTAN(MultiTaskModel):
     """MTAN (Liu, Johns & Davison 2019): shared backbone blocks, per-task attention on their outputs.
 
@@ -84,6 +154,12 @@ class MTAN(MultiTaskModel):
     it to the block's last layer's output; our backbone blocks are single layers, so the mask is
     computed from, and applied to, the block's output. The paper's attention hidden width is the
     block's channel count (SegNet/WRN MTAN; C/4 in the ResNet MTAN): `reduction` 1 (4).
+
+    Dense backbones: with backbone=segnet the model is the paper's SegNet-MTAN (`SegNetAttention`:
+    attention over every encoder and decoder level, `attention_layers` must be "all"); other dense
+    backbones (resnet_dilated) use the scheme above on their blocks (stem and stages, masks on the
+    stage outputs, f = fresh copies of the next stage), heads from the backbone (`make_head`).
+    No single representation feeds every head, so `representation`/`head` do not exist.
     """
 
     def __init__(
@@ -100,6 +176,18 @@ class MTAN(MultiTaskModel):
         check_settings(schema.MTANModel, reduction=int(reduction), norm=norm)
         head_hidden = as_int_list(head_hidden, "model.head_hidden")
         self.trunk = make_backbone()
+        self.heads = nn.ModuleList(
+            [self.trunk.make_head(head_hidden, n) for n in self.task_outputs]
+        )
+        self.dense: SegNetAttention | None = None
+        if isinstance(self.trunk, SegNet):
+            if attention_layers != "all":
+                raise ValueError(
+                    f"model.attention_layers: SegNet-MTAN attends every encoder and decoder level; "
+                    f"got {attention_layers!r}, allowed with backbone={self.trunk.name}: all"
+                )
+            self.dense = SegNetAttention(self.trunk, self.num_tasks, int(reduction), norm)
+            return
         blocks = len(self.trunk.blocks)
         self.layers = resolve_block_indices(attention_layers, blocks, "model.attention_layers")
         spare = make_backbone()  # fresh blocks for the f's (the rest of it is dropped)
@@ -127,15 +215,12 @@ class MTAN(MultiTaskModel):
                 for _ in self.task_outputs
             ]
         )
-        self.heads = nn.ModuleList(
-            [make_head(self.trunk.out_features, head_hidden, n) for n in self.task_outputs]
-        )
 
     def shared_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The trunk's block outputs u_0 .. u_{j_m} (up to the last attended block)."""
-        out, h = [], x
-        for block in self.trunk.blocks[: self.layers[-1] + 1]:
-            h = block(h)
+        out, h, state = [], x, {}
+        for i in range(self.layers[-1] + 1):
+            h = self.trunk.run_block(i, h, state)
             out.append(h)
         return out
 
@@ -151,28 +236,38 @@ class MTAN(MultiTaskModel):
         return attended, masks
 
     def attention_masks(self, x: torch.Tensor, task: int) -> list[torch.Tensor]:
-        """Task `task`'s mask at each attended block (shapes of the blocks' outputs)."""
+        """Task `task`'s mask at each attended block (shapes of the blocks' outputs); SegNet-MTAN:
+        at each encoder level, then each decoder level."""
+        if self.dense is not None:
+            return self.dense(self.trunk.trace(x), task)[1]
         return self._attend(self.shared_features(x), task)[1]
 
-    def _task_output(self, shared: list[torch.Tensor], task: int) -> torch.Tensor:
+    def _task_output(self, shared: Any, task: int) -> torch.Tensor:
+        if self.dense is not None:
+            return self.heads[task](self.dense(shared, task)[0])
         h, _ = self._attend(shared, task)
         for block in self.trunk.blocks[self.layers[-1] + 1 :]:
             h = block(h)
-        return self.heads[task](h.flatten(1))
+        return self.heads[task](self.trunk.finish(h))
+
+    def _shared(self, x: torch.Tensor) -> Any:
+        return self.trunk.trace(x) if self.dense is not None else self.shared_features(x)
 
     def forward(self, x: torch.Tensor, task: int) -> torch.Tensor:
         """Shared blocks, task `task`'s attention and head."""
-        return self._task_output(self.shared_features(x), task)
+        return self._task_output(self._shared(x), task)
 
     def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The shared blocks once, then every task's attention and head."""
-        shared = self.shared_features(x)
+        shared = self._shared(x)
         return [self._task_output(shared, t) for t in range(self.num_tasks)]
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """The trunk and the shared feature extractors f; nothing with one task."""
         if self.num_tasks < 2:
             return []
+        if self.dense is not None:
+            return [*self.trunk.parameters(), *self.dense.shared_parameters()]
         return [*self.trunk.parameters(), *self.encoders.parameters()]
 
     def last_shared_parameters(self) -> list[nn.Parameter]:

@@ -16,6 +16,7 @@ from mtl_cli.models.backbones import (
     check_task_outputs,
     layer_parameters,
     make_head,
+    require_vector_backbone,
 )
 from mtl_cli.models.base import MultiTaskModel
 from mtl_cli.models.cgc import mix
@@ -143,6 +144,7 @@ class PLE(MultiTaskModel):
                 last=num_levels == 1,
             )
         ]
+        require_vector_backbone(levels[0].shared_experts[0], self)
         features = levels[0].shared_experts[0].out_features
 
         def make_layer() -> nn.Module:

@@ -6,6 +6,8 @@ from typing import ClassVar
 
 _BOTH_KINDS = ("classification", "regression")
 _ENCODERS = ["flatten", "backbone"]
+#: BatchNorm statistics of the adapting learners' query predictions (models/meta/base.py)
+BN_MODES = ["transductive", "per_example"]
 
 
 @dataclass
@@ -21,6 +23,9 @@ class MANN:
     hidden_size: int = field(default=128, metadata={"min": 1})
     num_layers: int = field(default=2, metadata={"min": 1})
     encoder: str = field(default="flatten", metadata={"choices": _ENCODERS})
+    # true: a random support order per training episode (Santoro et al. 2016); false: the sampler's
+    # (K rounds of labels 0..N-1, the CS330 HW1 layout), which trains faster (docs/meta.md)
+    shuffle_support: bool = False
 
 
 @dataclass
@@ -36,9 +41,12 @@ class SNAIL:
     key_sizes: list[int] = field(default_factory=lambda: [64, 256, 512])
     value_sizes: list[int] = field(default_factory=lambda: [32, 128, 256])
     filters: int = field(default=128, metadata={"min": 1})
-    # paper: ceil(log2(N*K + 1)) -> 3 (5-way 1-shot), 5 (5w5s, 20w1s), 7 (20w5s)
-    dense_blocks: int = field(default=5, metadata={"min": 1})
+    # paper: ceil(log2(N*K + 1)) -> 3 (5-way 1-shot, the default), 5 (5w5s, 20w1s), 7 (20w5s)
+    dense_blocks: int = field(default=3, metadata={"min": 1})
     encoder: str = field(default="backbone", metadata={"choices": _ENCODERS})
+    # true: a random support order per training episode (Mishra et al. 2018); false: the sampler's
+    # (K rounds of labels 0..N-1), where SNAIL learns a position shortcut (docs/meta.md)
+    shuffle_support: bool = True
 
 
 @dataclass
@@ -57,6 +65,9 @@ class MAML:
     eval_inner_lr: float | None = field(default=None, metadata={"min_exclusive": 0.0})
     first_order: bool = False
     learn_inner_lr: bool = False  # Meta-SGD; then eval_inner_lr must stay null
+    # BatchNorm statistics of query predictions: the query batch (Finn et al.'s code) or the
+    # support plus that one query (Nichol et al. 2018's non-transductive setting)
+    bn_mode: str = field(default="transductive", metadata={"choices": BN_MODES})
 
 
 @dataclass
@@ -67,6 +78,8 @@ class ProtoNet:
     name: ClassVar[str] = "meta/protonet"
     families: ClassVar[tuple[str, ...]] = ("meta",)
     kinds: ClassVar[tuple[str, ...]] = ("classification",)
+    #: evaluates at any task.eval_ways (no ways-sized layer; Snell et al. train 20-way, test 5-way)
+    any_eval_ways: ClassVar[bool] = True
 
     _target_: str = "mtl_cli.models.meta.protonet.ProtoNet"
 
@@ -93,6 +106,8 @@ class MatchingNetwork:
     name: ClassVar[str] = "meta/matching"
     families: ClassVar[tuple[str, ...]] = ("meta",)
     kinds: ClassVar[tuple[str, ...]] = ("classification",)
+    #: evaluates at any task.eval_ways (attention over the support's one-hot labels)
+    any_eval_ways: ClassVar[bool] = True
 
     _target_: str = "mtl_cli.models.meta.matching.MatchingNetwork"
     cosine_scale: float = field(default=1.0, metadata={"min_exclusive": 0.0})  # paper: plain cosine
@@ -111,6 +126,8 @@ class RelationNetwork:
     name: ClassVar[str] = "meta/relation"
     families: ClassVar[tuple[str, ...]] = ("meta",)
     kinds: ClassVar[tuple[str, ...]] = ("classification",)
+    #: evaluates at any task.eval_ways (one relation score per (query, class) pair)
+    any_eval_ways: ClassVar[bool] = True
 
     _target_: str = "mtl_cli.models.meta.relation.RelationNetwork"
     relation_hidden: int = field(default=8, metadata={"min": 1})
@@ -132,6 +149,7 @@ class ANIL:
     eval_inner_steps: int | None = field(default=3, metadata={"min": 0})  # null = inner_steps
     eval_inner_lr: float | None = field(default=None, metadata={"min_exclusive": 0.0})
     first_order: bool = False
+    bn_mode: str = field(default="transductive", metadata={"choices": BN_MODES})  # as MAML
 
 
 @dataclass
@@ -148,3 +166,43 @@ class Reptile:
     inner_lr: float = field(default=0.02, metadata={"min_exclusive": 0.0})  # inner SGD rate
     eval_inner_steps: int | None = field(default=50, metadata={"min": 0})  # null = inner_steps
     eval_inner_lr: float | None = field(default=None, metadata={"min_exclusive": 0.0})
+    bn_mode: str = field(default="transductive", metadata={"choices": BN_MODES})  # as MAML
+
+
+@dataclass
+class CNP:
+    """Conditional neural process: mean-aggregated support encoding, Gaussian decoder (Garnelo et al. 2018)."""
+
+    group: ClassVar[str] = "model"
+    name: ClassVar[str] = "meta/cnp"
+    families: ClassVar[tuple[str, ...]] = ("meta",)
+    kinds: ClassVar[tuple[str, ...]] = ("classification", "regression")
+
+    _target_: str = "mtl_cli.models.meta.cnp.CNP"
+    # the official notebook's sizes; the last encoder size is r's, the decoder's output layer
+    # (2: mu and sigma, or `ways` logits) is added
+    encoder_sizes: list[int] = field(default_factory=lambda: [128, 128, 128, 128])
+    decoder_sizes: list[int] = field(default_factory=lambda: [128, 128])
+    aggregation: str = field(default="mean", metadata={"choices": ["mean"]})  # the paper's only one
+    min_sigma: float = field(default=0.1, metadata={"min_exclusive": 0.0, "max": 0.99})
+    encoder: str = field(default="auto", metadata={"choices": ["auto", "flatten", "backbone"]})
+
+
+@dataclass
+class InContextTransformer:
+    """Transformer in-context learner over (x, y) tokens, queries masked apart (Garg et al. 2022)."""
+
+    group: ClassVar[str] = "model"
+    name: ClassVar[str] = "meta/transformer"
+    families: ClassVar[tuple[str, ...]] = ("meta",)
+    kinds: ClassVar[tuple[str, ...]] = ("classification", "regression")
+
+    _target_: str = "mtl_cli.models.meta.transformer.InContextTransformer"
+    # Garg et al. 2022's standard GPT-2: 256 wide, 8 heads, 12 layers, 4x feed-forward, no dropout
+    d_model: int = field(default=256, metadata={"min": 1})
+    heads: int = field(default=8, metadata={"min": 1})
+    layers: int = field(default=12, metadata={"min": 1})
+    feedforward: int = field(default=1024, metadata={"min": 1})
+    dropout: float = field(default=0.0, metadata={"min": 0.0, "max": 0.99})
+    norm_first: bool = True  # pre-norm with a final LayerNorm, as GPT-2
+    encoder: str = field(default="auto", metadata={"choices": ["auto", "flatten", "backbone"]})

@@ -13,7 +13,7 @@ class IndependentModel:
 
     group: ClassVar[str] = "model"
     name: ClassVar[str] = "independent"
-    families: ClassVar[tuple[str, ...]] = FAMILIES
+    families: ClassVar[tuple[str, ...]] = FAMILIES + ("dense",)
 
     _target_: str = "mtl_cli.models.independent.Independent"
     head_hidden: list[int] = field(default_factory=list)  # hidden sizes of each head's MLP
@@ -25,7 +25,7 @@ class HardSharingModel:
 
     group: ClassVar[str] = "model"
     name: ClassVar[str] = "hard_sharing"
-    families: ClassVar[tuple[str, ...]] = FAMILIES
+    families: ClassVar[tuple[str, ...]] = FAMILIES + ("dense",)
     #: z = trunk(x) feeds every head: gradient methods may work on z (`loss.rep_grad=true`)
     shared_representation: ClassVar[bool] = True
 
@@ -58,7 +58,7 @@ class CrossStitchModel:
 
     group: ClassVar[str] = "model"
     name: ClassVar[str] = "cross_stitch"
-    families: ClassVar[tuple[str, ...]] = FAMILIES
+    families: ClassVar[tuple[str, ...]] = FAMILIES + ("dense",)
 
     _target_: str = "mtl_cli.models.cross_stitch.CrossStitch"
     alpha_self: float = field(default=0.9, metadata={"min": 0.0, "max": 1.0})  # initial diagonal
@@ -167,7 +167,7 @@ class MTANModel:
 
     group: ClassVar[str] = "model"
     name: ClassVar[str] = "mtan"
-    families: ClassVar[tuple[str, ...]] = FAMILIES
+    families: ClassVar[tuple[str, ...]] = FAMILIES + ("dense",)
 
     _target_: str = "mtl_cli.models.mtan.MTAN"
     attention_layers: Any = "all"  # backbone block indices each task attends, e.g. [1, 2]; or "all"

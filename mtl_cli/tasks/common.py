@@ -47,32 +47,63 @@ def meta_samplers(
     shots: int,
     queries: int,
     rotations: bool,
+    eval_ways: int | None = None,
+    eval_shots: int | None = None,
+    eval_queries: int | None = None,
 ) -> dict:
     """One EpisodeSampler per split over that split's classes (images [C, D, ...]).
 
-    Each sampler holds its own contiguous copy of its classes, on the device of `images` (the
-    CPU for the task builders, which do not know the run's device): the meta family moves each
-    one to the run's device once (`EpisodeSampler.to`), keeping the dtype (uint8 stays uint8)."""
+    Meta-train draws (ways, shots, queries); meta-val and meta-test draw (eval_ways, eval_shots,
+    eval_queries), each None meaning the training value (e.g. train 20-way, test 5-way: Snell et
+    al. 2017). Each sampler holds its own contiguous copy of its classes, on the device of
+    `images` (the CPU for the task builders, which do not know the run's device): the meta family
+    moves each one to the run's device once (`EpisodeSampler.to`), keeping the dtype."""
     from mtl_cli.data.episodes import EpisodeSampler
 
     samplers = {}
     for split in SPLITS:
+        settings = split_settings(split, ways, shots, queries, eval_ways, eval_shots, eval_queries)
+        (n_key, n), (k_key, k), (q_key, q) = settings.items()
         count = len(classes[split]) * (4 if rotations else 1)
-        if count < ways:
+        if count < n:
             raise UserError(
-                f"task.ways: {ways} exceeds the {count} classes of the meta-{split} split"
+                f"task.{n_key}: {n} exceeds the {count} classes of the meta-{split} split"
             )
-        if shots + queries > images.shape[1]:
+        if k + q > images.shape[1]:
             raise UserError(
-                f"task.shots + task.queries: {shots} + {queries} exceeds the {images.shape[1]} "
-                "examples per class"
+                f"task.{k_key} + task.{q_key}: {k} + {q} exceeds the {images.shape[1]} "
+                f"examples per class (meta-{split})"
             )
         subset = images[torch.from_numpy(classes[split])]
         try:
-            samplers[split] = EpisodeSampler(subset, ways, shots, queries, rotations=rotations)
+            samplers[split] = EpisodeSampler(subset, n, k, q, rotations=rotations)
         except ValueError as exc:
             raise UserError(f"task: {exc}") from None
     return samplers
+
+
+def split_settings(
+    split: str,
+    ways: int,
+    shots: int,
+    queries: int,
+    eval_ways: int | None = None,
+    eval_shots: int | None = None,
+    eval_queries: int | None = None,
+) -> dict[str, int]:
+    """{key: value} of the (ways, shots, queries) one split's episodes use, keyed by the option
+    that sets each: meta-train the training values; meta-val/test the eval_* ones when given."""
+    chosen = {}
+    for key, value, override in (
+        ("ways", ways, eval_ways),
+        ("shots", shots, eval_shots),
+        ("queries", queries, eval_queries),
+    ):
+        if split == "train" or override is None:
+            chosen[key] = int(value)
+        else:
+            chosen[f"eval_{key}"] = int(override)
+    return chosen
 
 
 def label_options(pos_weight, threshold) -> dict:

@@ -9,7 +9,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from mtl_cli.models.meta.base import MetaLearner, adaptable_network, adaptation_settings
+from mtl_cli.models.meta.base import (
+    MetaLearner,
+    adaptable_network,
+    adaptation_settings,
+    check_bn_mode,
+    predict_queries,
+)
 from mtl_cli.schemas import meta_model as schema
 
 
@@ -24,7 +30,8 @@ class ANIL(MetaLearner):
     features and, second order, through the support features the head steps depend on;
     `first_order` treats the inner gradients as constants (first-order MAML with a frozen body).
     This equals MAML (mtl_cli/models/meta/maml.py) with the body's inner learning rate set to 0.
-    BatchNorm uses each episode's batch statistics (the network of `adaptable_network`, as MAML).
+    BatchNorm uses each episode's batch statistics (the network of `adaptable_network`, as MAML);
+    `bn_mode` says which for the query features, as in MAML (`predict_queries`).
     Defaults: ANIL reuses MAML's hyperparameters (Finn et al. 2017's 5-way Omniglot: 1 inner step
     at 0.4 in training, 3 at evaluation); eval_inner_steps / eval_inner_lr default (None) to the
     training values. Deviation: no learned per-weight rates (Meta-SGD), which the paper lacks.
@@ -43,6 +50,7 @@ class ANIL(MetaLearner):
         eval_inner_steps: int | None = schema.ANIL.eval_inner_steps,
         eval_inner_lr: float | None = schema.ANIL.eval_inner_lr,
         first_order: bool = schema.ANIL.first_order,
+        bn_mode: str = schema.ANIL.bn_mode,
     ) -> None:
         super().__init__(input_shape, ways, kind, make_backbone)
         settings = adaptation_settings(inner_steps, inner_lr, eval_inner_steps, eval_inner_lr)
@@ -50,6 +58,7 @@ class ANIL(MetaLearner):
         self.net = adaptable_network(make_backbone, self.out_dim)
         self.inner_steps, self.inner_lr, self.eval_inner_steps, self.eval_inner_lr = settings
         self.first_order = bool(first_order)
+        self.bn_mode = check_bn_mode(bn_mode)
 
     @property
     def body(self) -> nn.Module:
@@ -79,7 +88,8 @@ class ANIL(MetaLearner):
         for sx, sy, qx in zip(support_x, support_y, query_x, strict=True):
             support_features = self.body(sx)
             fast = self._adapt(head, support_features, sy, inner_steps, lr)
-            predictions.append(functional_call(self.head, fast, (self.body(qx),)))
+            query_features = predict_queries(self.body, sx, qx, self.bn_mode)
+            predictions.append(functional_call(self.head, fast, (query_features,)))
         return torch.stack(predictions)
 
     @torch.compiler.disable  # second order: a double backward, which compiled graphs cannot do

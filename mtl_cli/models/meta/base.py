@@ -7,12 +7,15 @@ to query predictions: logits [B, Q, ways] (classification) or values [B, Q, 1] (
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from mtl_cli.schemas.meta_model import BN_MODES
 
 KINDS = ("classification", "regression")
 
@@ -47,6 +50,18 @@ class MetaLearner(nn.Module):
         self.kind = kind
         #: size of the last axis of `forward`'s output
         self.out_dim = self.ways if kind == "classification" else 1
+
+    @contextmanager
+    def episode_ways(self, ways: int) -> Iterator[None]:
+        """Predict `ways`-way episodes inside the block (evaluation at `task.eval_ways`): `ways`
+        and `out_dim` are set for its duration. Only learners without a ways-sized layer (their
+        schema's `any_eval_ways`; mtl_cli.config checks it) give `ways` logits then."""
+        saved = self.ways, self.out_dim
+        self.ways = self.out_dim = int(ways)
+        try:
+            yield
+        finally:
+            self.ways, self.out_dim = saved
 
     @property
     def input_size(self) -> int:
@@ -156,3 +171,32 @@ def check_adaptation(inner_steps: int, inner_lr: float, prefix: str = "") -> Non
         raise ValueError(f"{prefix}inner_steps: {inner_steps} is below the minimum 0")
     if inner_lr <= 0:
         raise ValueError(f"{prefix}inner_lr: {inner_lr} must be greater than 0")
+
+
+def check_bn_mode(bn_mode: str) -> str:
+    """`bn_mode`, or a one-line ValueError naming the allowed values."""
+    if bn_mode not in BN_MODES:
+        raise ValueError(f"bn_mode: invalid value '{bn_mode}'; allowed: {', '.join(BN_MODES)}")
+    return bn_mode
+
+
+def predict_queries(
+    call: Callable[[torch.Tensor], torch.Tensor],
+    support_x: torch.Tensor,
+    query_x: torch.Tensor,
+    bn_mode: str,
+) -> torch.Tensor:
+    """`call` (a network whose BatchNorm uses batch statistics) on one episode's queries [Q, ...].
+
+    `transductive` (Finn et al. 2017's code): one batch of all queries, so each prediction
+    depends on the other queries through the statistics. `per_example` (Nichol et al. 2018,
+    "transduction"; non-transductive): each query in its own batch with the support, statistics
+    from the support plus that query, and its own output kept (vectorised with torch.func.vmap);
+    a prediction then never depends on the other queries. Without BatchNorm both are equal."""
+    if bn_mode == "transductive":
+        return call(query_x)
+
+    def one(query: torch.Tensor) -> torch.Tensor:
+        return call(torch.cat([support_x, query.unsqueeze(0)]))[-1]
+
+    return torch.func.vmap(one, randomness="same")(query_x)

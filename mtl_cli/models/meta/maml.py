@@ -10,7 +10,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from mtl_cli.models.meta.base import MetaLearner, adaptable_network, adaptation_settings
+from mtl_cli.models.meta.base import (
+    MetaLearner,
+    adaptable_network,
+    adaptation_settings,
+    check_bn_mode,
+    predict_queries,
+)
 
 
 class MAML(MetaLearner):
@@ -22,10 +28,13 @@ class MAML(MetaLearner):
     (pytorch/functorch issue 534; reproduced with torch 2.13) and was slower on CPU.
     `first_order` drops second-order terms (inner gradients detached; Finn et al. 2017 sec. 5.2);
     `learn_inner_lr` learns one rate per weight, initialised to `inner_lr` (Meta-SGD, Li et al.
-    2017) and used in training and evaluation. BatchNorm always uses the current batch's statistics
-    (transductive, per episode; as the original MAML code): running statistics are removed.
+    2017) and used in training and evaluation. BatchNorm uses batch statistics (running statistics
+    removed): the support batch in the inner loop; for the queries, `bn_mode` "transductive" (the
+    query batch, as the original MAML code) or "per_example" (the support plus that one query:
+    Nichol et al. 2018's non-transductive evaluation; `predict_queries`).
     Training mode uses (inner_steps, inner_lr); eval mode (eval_inner_steps, eval_inner_lr), each
-    defaulting to its training value when None.
+    defaulting to its training value when None (Finn et al. evaluate with more steps than they
+    train with, e.g. 10 vs 1-5).
     """
 
     def __init__(
@@ -40,6 +49,7 @@ class MAML(MetaLearner):
         eval_inner_lr: float | None = None,
         first_order: bool = False,
         learn_inner_lr: bool = False,
+        bn_mode: str = "transductive",
     ) -> None:
         super().__init__(input_shape, ways, kind, make_backbone)
         settings = adaptation_settings(inner_steps, inner_lr, eval_inner_steps, eval_inner_lr)
@@ -51,6 +61,7 @@ class MAML(MetaLearner):
         self.net = adaptable_network(make_backbone, self.out_dim)
         self.inner_steps, self.inner_lr, self.eval_inner_steps, self.eval_inner_lr = settings
         self.first_order = bool(first_order)
+        self.bn_mode = check_bn_mode(bn_mode)
         self.inner_lrs: nn.ParameterList | None = None
         if learn_inner_lr:
             self.inner_lrs = nn.ParameterList(
@@ -73,10 +84,14 @@ class MAML(MetaLearner):
             raise ValueError(f"inner_steps: {inner_steps} is below the minimum 0")
         params = dict(self.net.named_parameters())
         rates = self._inner_rates()
-        predictions = [
-            functional_call(self.net, self._adapt(params, rates, sx, sy, inner_steps), (qx,))
-            for sx, sy, qx in zip(support_x, support_y, query_x, strict=True)
-        ]
+        predictions = []
+        for sx, sy, qx in zip(support_x, support_y, query_x, strict=True):
+            fast = self._adapt(params, rates, sx, sy, inner_steps)
+            predictions.append(
+                predict_queries(
+                    lambda x, fast=fast: functional_call(self.net, fast, (x,)), sx, qx, self.bn_mode
+                )
+            )
         return torch.stack(predictions)
 
     def adapted_parameters(

@@ -10,7 +10,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from mtl_cli.models.meta.base import MetaLearner, adaptable_network, adaptation_settings
+from mtl_cli.models.meta.base import (
+    MetaLearner,
+    adaptable_network,
+    adaptation_settings,
+    check_bn_mode,
+    predict_queries,
+)
 from mtl_cli.schemas import meta_model as schema
 
 
@@ -32,7 +38,9 @@ class Reptile(MetaLearner):
     is the optimizer's lr (and its schedule). The queries never enter training, as in the paper
     (the task's training set is the support). Evaluation (eval mode): `eval_inner_steps` SGD steps
     at `eval_inner_lr` on the support, then predict the queries; `inner_steps=` overrides it.
-    BatchNorm uses each batch's statistics (`adaptable_network`; the transductive setting).
+    BatchNorm uses each batch's statistics (`adaptable_network`); for the queries, `bn_mode`
+    "transductive" (the query batch) or "per_example" (the support plus that one query: the
+    paper's non-transductive evaluation, its section "transduction"; `predict_queries`).
 
     Defaults: inner_steps=5 (official 5-way Omniglot), eval_inner_steps=50 (the paper's
     evaluation), inner_lr=0.02 (SGD; the official sinusoid demo). Deviations: the inner optimizer
@@ -53,11 +61,13 @@ class Reptile(MetaLearner):
         inner_lr: float = schema.Reptile.inner_lr,
         eval_inner_steps: int | None = schema.Reptile.eval_inner_steps,
         eval_inner_lr: float | None = schema.Reptile.eval_inner_lr,
+        bn_mode: str = schema.Reptile.bn_mode,
     ) -> None:
         super().__init__(input_shape, ways, kind, make_backbone)
         settings = adaptation_settings(inner_steps, inner_lr, eval_inner_steps, eval_inner_lr)
         self.net = adaptable_network(make_backbone, self.out_dim)
         self.inner_steps, self.inner_lr, self.eval_inner_steps, self.eval_inner_lr = settings
+        self.bn_mode = check_bn_mode(bn_mode)
         #: mean adapted weights of the last training forward (the target of the meta-update)
         self._target: dict[str, torch.Tensor] | None = None
 
@@ -79,8 +89,15 @@ class Reptile(MetaLearner):
         with torch.no_grad():
             predictions = torch.stack(
                 [
-                    functional_call(self.net, {k: w[i] for k, w in adapted.items()}, (qx,))
-                    for i, qx in enumerate(query_x)
+                    predict_queries(
+                        lambda x, i=i: functional_call(
+                            self.net, {k: w[i] for k, w in adapted.items()}, (x,)
+                        ),
+                        sx,
+                        qx,
+                        self.bn_mode,
+                    )
+                    for i, (sx, qx) in enumerate(zip(support_x, query_x, strict=True))
                 ]
             )
         if self.training:

@@ -26,6 +26,9 @@ def fashion_meta_classes(
     val_classes: Sequence[int],
     test_classes: Sequence[int],
     data: dict,
+    eval_ways: int | None = None,
+    eval_shots: int | None = None,
+    eval_queries: int | None = None,
 ) -> MetaData:
     """Few-shot episodes over Fashion-MNIST with disjoint class sets (all 70,000 images pooled)."""
     fashion = _fashion(data)
@@ -39,7 +42,15 @@ def fashion_meta_classes(
     by_class = np.stack([images[labels == c][:per_class] for c in range(10)])  # [10, D, 28, 28]
     tensor = torch.from_numpy(by_class).unsqueeze(2)
     samplers = meta_samplers(
-        tensor, {k: np.array(v) for k, v in classes.items()}, ways, shots, queries, rotations
+        tensor,
+        {k: np.array(v) for k, v in classes.items()},
+        ways,
+        shots,
+        queries,
+        rotations,
+        eval_ways,
+        eval_shots,
+        eval_queries,
     )
     return MetaData(
         kind="classification",

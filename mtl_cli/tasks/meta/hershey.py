@@ -32,6 +32,9 @@ def hershey_meta_classes(
     data_seed: int,
     render: dict,
     data: dict,
+    eval_ways: int | None = None,
+    eval_shots: int | None = None,
+    eval_queries: int | None = None,
 ) -> MetaData:
     """N-way K-shot episodes over Hershey characters; meta-train/val/test classes are disjoint."""
     names = _alphabet_names(alphabets)
@@ -49,7 +52,9 @@ def hershey_meta_classes(
         classes = split_indices(len(glyphs.alphabet), fractions, split_seed)
         detail = {split: [glyphs.char_names[i] for i in idx] for split, idx in classes.items()}
     images = torch.from_numpy(glyphs.images).unsqueeze(2)  # uint8 [C, D, 1, H, W]
-    samplers = meta_samplers(images, classes, ways, shots, queries, rotations)
+    samplers = meta_samplers(
+        images, classes, ways, shots, queries, rotations, eval_ways, eval_shots, eval_queries
+    )
     return MetaData(
         kind="classification",
         input_shape=(1, params.size, params.size),

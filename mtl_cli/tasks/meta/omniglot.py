@@ -27,6 +27,9 @@ def omniglot_meta_classes(
     split_fractions: Sequence[float],
     split_seed: int,
     data: dict,
+    eval_ways: int | None = None,
+    eval_shots: int | None = None,
+    eval_queries: int | None = None,
 ) -> MetaData:
     """official: background alphabets = meta-train, except `val_alphabets` of them (seeded) held
     out for meta-val; evaluation alphabets = meta-test. class: a seeded split of all characters."""
@@ -59,7 +62,9 @@ def omniglot_meta_classes(
     else:
         classes = split_indices(len(background), check_fractions(split_fractions), split_seed)
     images = torch.from_numpy(om["images"]).unsqueeze(2)  # uint8 [C, 20, 1, H, W]
-    samplers = meta_samplers(images, classes, ways, shots, queries, rotations)
+    samplers = meta_samplers(
+        images, classes, ways, shots, queries, rotations, eval_ways, eval_shots, eval_queries
+    )
     return MetaData(
         kind="classification",
         input_shape=(1, int(image_size), int(image_size)),

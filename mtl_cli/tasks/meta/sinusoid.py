@@ -27,24 +27,33 @@ def sinusoid_tasks(
     eval_seed: int,
     eval_steps: Sequence[int],
     data: dict,
+    eval_shots: int | None = None,
+    eval_queries: int | None = None,
 ) -> MetaData:
-    """Finn et al. 2017's sinusoid regression: every task is a new amplitude and phase."""
+    """Finn et al. 2017's sinusoid regression: every task is a new amplitude and phase.
+
+    Meta-val/test tasks have `eval_shots` support and `eval_queries` query points (None = the
+    training K and queries; Finn et al. 2017 Fig. 2 evaluate K = 5 and 10)."""
     from mtl_cli.data.sinusoid import SinusoidTasks
 
     if any(int(k) < 0 for k in eval_steps):
         raise UserError(f"task.eval_steps: adaptation steps must be >= 0, got {list(eval_steps)}")
-    tasks = SinusoidTasks(
-        int(shots),
-        int(queries),
-        amp=_pair("amplitude", amplitude, strict=False),
-        phase=_pair("phase", phase, strict=False),
-        x_range=_pair("x_range", x_range, strict=True),
+    ranges = {
+        "amp": _pair("amplitude", amplitude, strict=False),
+        "phase": _pair("phase", phase, strict=False),
+        "x_range": _pair("x_range", x_range, strict=True),
+    }
+    tasks = SinusoidTasks(int(shots), int(queries), **ranges)
+    held_out = SinusoidTasks(
+        int(shots if eval_shots is None else eval_shots),
+        int(queries if eval_queries is None else eval_queries),
+        **ranges,
     )
     return MetaData(
         kind="regression",
         input_shape=(1,),
         ways=1,
-        samplers={"train": tasks, "val": tasks, "test": tasks},
+        samplers={"train": tasks, "val": held_out, "test": held_out},
         meta_batch_size=int(meta_batch_size),
         eval_episodes=int(eval_episodes),
         eval_seed=int(eval_seed),

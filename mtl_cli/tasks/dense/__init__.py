@@ -1,0 +1,1 @@
+"""Dense scene-understanding builders: `task=dense/<name>` is built by `dense/<name>.py`."""
