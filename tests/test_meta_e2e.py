@@ -333,6 +333,10 @@ PRESET_TINY = [
     "trainer.steps=2", "trainer.eval_every=2", "task.eval_episodes=2", "task.meta_batch_size=2",
     "device=cpu", "trainer.threads=1", "hydra.sweeper.params.seed=0",
 ]  # fmt: skip
+#: one grid file per learner (its own step budget): every classification learner of the registry
+META_COMPARE_GRID = (
+    Path(__file__).parents[1] / "mtl_cli" / "conf" / "experiment" / "meta_compare_grid"
+)
 PRESETS = {
     "cs330_hw1": (
         [f"task.alphabets={FIVE_ALPHABETS}", "model.hidden_size=8"],
@@ -340,9 +344,9 @@ PRESETS = {
         ["k1n2", "k1n3", "k1n4", "k2n2"],
     ),
     "meta_compare": (
-        [f"task.alphabets={FIVE_ALPHABETS}", "task.queries=1", "backbone.hidden_channels=4"],
-        "model",
-        ["meta/maml", "meta/mann", "meta/protonet", "meta/snail"],
+        [f"task.alphabets={FIVE_ALPHABETS}", "backbone.hidden_channels=4"],
+        "experiment/meta_compare_grid",
+        sorted(p.stem for p in META_COMPARE_GRID.glob("*.yaml")),
     ),
     "maml_sinusoid": (["task.eval_episodes=2"], "model", ["meta/maml", "meta/pretrained"]),
 }

@@ -105,9 +105,9 @@ class SNAIL(MetaLearner):
     own sequence (support then that query), computed for all queries at once. `shuffle_support`
     presents each training episode's support in a random order (`support_order`), as the paper's
     sequences are; the config default is true: in the sampler's fixed order (K rounds of labels
-    0..N-1) the causal convolutions give the query the labels at fixed positions and SNAIL stalled
-    at 62% on Hershey 5-way 1-shot (93% shuffled; docs/meta.md). The constructor's false keeps a
-    bare module deterministic in training mode.
+    0..N-1) the causal convolutions give the query the labels at fixed positions, a shortcut on
+    which two of three seeds stalled at 62% on Hershey 5-way 1-shot (docs/meta.md). The
+    constructor's false keeps a bare module deterministic in training mode.
     """
 
     def __init__(
