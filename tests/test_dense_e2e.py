@@ -170,3 +170,14 @@ def test_bad_dense_input_is_one_line_exit_2_and_writes_nothing(tmp_path, overrid
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert list(tmp_path.iterdir()) == []  # no run dir, no outputs/ folder
+
+
+def test_dense_tasks_default_to_a_map_backbone_and_the_command_line_wins():
+    from mtl_cli.registry import choices
+
+    for choice in choices("task"):
+        if choice.name.startswith("dense/"):
+            assert compose([f"task={choice.name}"]).backbone._target_.endswith(".SegNet")
+            chosen = compose([f"task={choice.name}", "backbone=resnet_dilated"]).backbone
+            assert chosen._target_.endswith(".ResNetDilated")
+    assert compose([]).backbone._target_.endswith(".MLP")  # other families keep theirs
