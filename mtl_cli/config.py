@@ -18,6 +18,7 @@ from mtl_cli.errors import UserError
 from mtl_cli.families import family_facts
 from mtl_cli.registry import (
     CONF_DIR,
+    choices,
     config_groups,
     group_choices,
     schema_choices,
@@ -193,6 +194,14 @@ def validate(cfg: DictConfig) -> None:
             f"backbone: '{backbone_schema.name}' needs {' or '.join(inputs)} inputs, "
             f"but task '{task_schema.name}' gives {input_kind} inputs"
         )
+    if task_schema is not None and cfg.get("data") and cfg.data.get("download"):
+        if not getattr(task_schema, "downloads", False):
+            allowed = [c.name for c in choices("task") if c.fact("downloads", False)]
+            raise UserError(
+                f"data.download: true, but task '{task_schema.name}' has nothing to download "
+                f"(embedded data or files you provide); allowed: false (tasks that download: "
+                f"{', '.join(allowed)})"
+            )
     wanted = getattr(task_schema, "backbone_output", "vector")
     output = getattr(backbone_schema, "output", "vector")
     if backbone_schema is not None and output != wanted:

@@ -56,3 +56,27 @@ def test_every_choice_of_every_group_composes():
 def test_unknown_choice_lists_allowed_choices():
     with pytest.raises(UserError, match="allowed: .*adam.*sgd"):
         compose(["optim=rmsprop"])
+
+
+@pytest.mark.parametrize(
+    "task, refused",
+    [
+        ("multitask/hershey_alphabets", True),
+        ("multilabel/celeba", True),
+        ("multitask/table", True),
+        ("dense/scenes", True),
+        ("meta/omniglot_5w1s", False),
+        ("meta/cifar_fs", False),
+        ("multitask/multifashion", False),
+    ],
+)
+def test_data_download_acts_only_where_a_task_downloads(task, refused):
+    overrides = [f"task={task}", "data.download=true"]
+    if task.startswith("meta/"):
+        overrides += ["model=meta/protonet", "backbone=conv4"]
+    cfg = compose(overrides)
+    if refused:
+        with pytest.raises(UserError, match=rf"^data.download: true, but task '{task}'"):
+            validate(cfg)
+    else:
+        validate(cfg)  # the download itself happens when the data is built

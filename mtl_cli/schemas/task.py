@@ -47,6 +47,8 @@ class MultiFashion:
     group: ClassVar[str] = "task"
     name: ClassVar[str] = "multitask/multifashion"
     input_kind: ClassVar[str] = "image"
+    #: `data.download=true` may fetch its official files (checksummed)
+    downloads: ClassVar[bool] = True
 
     _target_: str = "mtl_cli.tasks.multitask.multifashion.multifashion_tasks"
     family: str = _family("multitask")
@@ -106,6 +108,8 @@ class FashionMosaic:
     group: ClassVar[str] = "task"
     name: ClassVar[str] = "multilabel/fashion_mosaic"
     input_kind: ClassVar[str] = "image"
+    #: `data.download=true` may fetch its official files (checksummed)
+    downloads: ClassVar[bool] = True
 
     _target_: str = "mtl_cli.tasks.multilabel.fashion_mosaic.fashion_mosaic_tasks"
     family: str = _family("multilabel")
@@ -193,6 +197,8 @@ class OmniglotMeta(EpisodeOptions):
     #: only the presets task/meta/<...>.yaml (ways, shots) are choices
     preset_base: ClassVar[bool] = True
     input_kind: ClassVar[str] = "image"
+    #: `data.download=true` may fetch its official files (checksummed)
+    downloads: ClassVar[bool] = True
 
     _target_: str = "mtl_cli.tasks.meta.omniglot.omniglot_meta_classes"
     image_size: int = field(default=28, metadata={"min": 8, "max": 105})
@@ -211,6 +217,8 @@ class FashionMeta(EpisodeOptions):
     #: only the presets task/meta/<...>.yaml (ways, shots) are choices
     preset_base: ClassVar[bool] = True
     input_kind: ClassVar[str] = "image"
+    #: `data.download=true` may fetch its official files (checksummed)
+    downloads: ClassVar[bool] = True
 
     _target_: str = "mtl_cli.tasks.meta.fashion.fashion_meta_classes"
     train_classes: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
@@ -400,6 +408,8 @@ class CifarFsMeta(EpisodeOptions):
     group: ClassVar[str] = "task"
     name: ClassVar[str] = "meta/cifar_fs"
     input_kind: ClassVar[str] = "image"
+    #: `data.download=true` may fetch its official files (checksummed)
+    downloads: ClassVar[bool] = True
 
     _target_: str = "mtl_cli.tasks.meta.cifar_fewshot.cifar_fs_meta_classes"
 
@@ -411,6 +421,8 @@ class Fc100Meta(EpisodeOptions):
     group: ClassVar[str] = "task"
     name: ClassVar[str] = "meta/fc100"
     input_kind: ClassVar[str] = "image"
+    #: `data.download=true` may fetch its official files (checksummed)
+    downloads: ClassVar[bool] = True
 
     _target_: str = "mtl_cli.tasks.meta.cifar_fewshot.fc100_meta_classes"
 
