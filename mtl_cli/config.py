@@ -169,36 +169,47 @@ def validate(cfg: DictConfig) -> None:
     """Check ranges, choices and compatibility of the chosen groups; raise UserError on the first problem."""
     _walk(cfg, "")
     check_loggers(cfg)
-    check_external_choices(cfg)
-    task_schema = _schema_of(cfg.task)
+    external = external_targets(cfg)
+
+    def facts(group: str) -> Any:
+        """Where a choice's compatibility facts live: its schema, or a user's imported target."""
+        node = cfg.get(group)
+        return (
+            _schema_of(node) if node is not None and group not in external else external.get(group)
+        )
+
+    def label(group: str) -> str:
+        if group in external:
+            return f"{group}._target_: '{cfg[group]._target_}'"
+        return f"{group}: '{getattr(facts(group), 'name', group)}'"
+
+    task_schema, model_schema, backbone_schema = facts("task"), facts("model"), facts("backbone")
+    task_name = getattr(task_schema, "name", "(yours)")
     family = family_facts(cfg.task.family)
-    model_schema = _schema_of(cfg.model)
     families = getattr(model_schema, "families", None)
     if families and family.name not in families:
         raise UserError(
-            f"model: '{model_schema.name}' cannot serve the {family.name} family; "
+            f"{label('model')} cannot serve the {family.name} family; "
             f"it serves: {', '.join(families)}"
         )
     kinds = getattr(model_schema, "kinds", None)
     kind = task_kind(cfg.task)
     if kinds and kind not in kinds:
-        raise UserError(
-            f"model: '{model_schema.name}' does not do {kind} tasks; it does: {', '.join(kinds)}"
-        )
+        raise UserError(f"{label('model')} does not do {kind} tasks; it does: {', '.join(kinds)}")
     check_eval_ways(cfg.task, model_schema)
     input_kind = getattr(task_schema, "input_kind", None)
-    backbone_schema = _schema_of(cfg.backbone) if cfg.get("backbone") is not None else None
     inputs = getattr(backbone_schema, "inputs", None)
     if input_kind and inputs and input_kind not in inputs:
         raise UserError(
-            f"backbone: '{backbone_schema.name}' needs {' or '.join(inputs)} inputs, "
-            f"but task '{task_schema.name}' gives {input_kind} inputs"
+            f"{label('backbone')} needs {' or '.join(inputs)} inputs, "
+            f"but task '{task_name}' gives {input_kind} inputs"
         )
-    if task_schema is not None and cfg.get("data") and cfg.data.get("download"):
+    ours = "task" not in external  # a user's builder may download as it likes
+    if ours and cfg.get("data") and cfg.data.get("download"):
         if not getattr(task_schema, "downloads", False):
             allowed = [c.name for c in choices("task") if c.fact("downloads", False)]
             raise UserError(
-                f"data.download: true, but task '{task_schema.name}' has nothing to download "
+                f"data.download: true, but task '{task_name}' has nothing to download "
                 f"(embedded data or files you provide); allowed: false (tasks that download: "
                 f"{', '.join(allowed)})"
             )
@@ -209,16 +220,15 @@ def validate(cfg: DictConfig) -> None:
             c.name for c in schema_choices("backbone") if c.fact("output", "vector") == wanted
         ]
         raise UserError(
-            f"backbone: '{backbone_schema.name}' gives a {output}, but task '{task_schema.name}' "
+            f"{label('backbone')} gives a {output}, but task '{task_name}' "
             f"needs a feature {wanted}; allowed: {', '.join(allowed)}"
         )
-    loss_schema = _schema_of(cfg.loss)
-    ours = loss_schema is not None  # a user's method: check_external_choices checked it
-    if family.single_objective and ours and not getattr(loss_schema, "single_objective", False):
+    loss_schema = facts("loss")
+    if family.single_objective and not getattr(loss_schema, "single_objective", False):
         allowed = [c.name for c in schema_choices("loss") if c.fact("single_objective", False)]
         raise UserError(
-            f"loss: '{getattr(loss_schema, 'name', cfg.loss.get('_target_'))}' cannot be used "
-            f"with the {family.name} family (one objective per step); allowed: {', '.join(allowed)}"
+            f"{label('loss')} cannot be used with the {family.name} family (one objective per "
+            f"step); allowed: {', '.join(allowed)} (or a class with single_objective = True)"
         )
     if cfg.loss.get("rep_grad"):
         if not family.shared_batch or not getattr(model_schema, "shared_representation", False):
@@ -230,7 +240,8 @@ def validate(cfg: DictConfig) -> None:
     samples = getattr(loss_schema, "samples_per_step", 1)
     if samples > 1 and cfg.trainer.task_sampling != "all":
         raise UserError(
-            f"trainer.task_sampling: loss '{loss_schema.name}' draws {samples} independent "
+            f"trainer.task_sampling: loss '{getattr(loss_schema, 'name', cfg.loss._target_)}' "
+            f"draws {samples} independent "
             "batches of the same tasks per step; only 'all' is allowed"
         )
     if cfg.trainer.task_sampling != "all" and family.shared_batch:
@@ -305,48 +316,18 @@ RUN_ARGUMENTS = {
 }
 
 
-def check_external_choices(cfg: DictConfig) -> None:
+def external_targets(cfg: DictConfig) -> dict[str, Any]:
     """Choices without a schema of ours (a user's `model/my_model.yaml` with `_target_:
-    my_pkg.MyModel`): the target must import, its options must be parameters of it, and the
-    compatibility facts a schema would carry are read from the target's attributes when it has
-    them (`families`, `kinds` of a model, `inputs` of a backbone, `input_kind` of a task builder,
-    `single_objective` of a weighting method)."""
+    my_pkg.MyModel`), by group: each target imported, its options checked to be parameters of it.
+    `validate` reads their compatibility facts from the target's attributes, named as our schemas
+    name them (`families`, `kinds` of a model, `inputs` of a backbone, `input_kind` of a task
+    builder, `single_objective` of a weighting method), and skips the ones a target lacks."""
     targets = {}
     for group in EXTERNAL_GROUPS:
         node = cfg.get(group)
         if isinstance(node, DictConfig) and _schema_of(node) is None and "_target_" in node:
             targets[group] = _import_target(group, node)
-    if not targets:
-        return
-    family = family_facts(cfg.task.family)
-    model = targets.get("model")
-    families = getattr(model, "families", None)
-    if families and family.name not in families:
-        raise UserError(
-            f"model._target_: '{cfg.model._target_}' cannot serve the {family.name} family; "
-            f"it serves: {', '.join(families)}"
-        )
-    kinds = getattr(model, "kinds", None)
-    if kinds and task_kind(cfg.task) not in kinds:
-        raise UserError(
-            f"model._target_: '{cfg.model._target_}' does not do {task_kind(cfg.task)} tasks; "
-            f"it does: {', '.join(kinds)}"
-        )
-    input_kind = getattr(targets.get("task") or _schema_of(cfg.task), "input_kind", None)
-    backbone = targets.get("backbone")
-    inputs = getattr(backbone, "inputs", None)
-    if input_kind and inputs and input_kind not in inputs:
-        raise UserError(
-            f"backbone._target_: '{cfg.backbone._target_}' needs {' or '.join(inputs)} inputs, "
-            f"but the task gives {input_kind} inputs"
-        )
-    if "loss" in targets and family.single_objective:
-        if not getattr(targets["loss"], "single_objective", False):
-            raise UserError(
-                f"loss._target_: '{cfg.loss._target_}' cannot be used with the {family.name} "
-                "family (one objective per step); set single_objective = True on the class if "
-                "it serves one objective"
-            )
+    return targets
 
 
 def _import_target(group: str, node: DictConfig) -> Any:
