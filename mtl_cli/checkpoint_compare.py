@@ -23,6 +23,8 @@ RUN_CONTROL_KEYS = (
     "diagnostics",
     "compile",
     "compile_mode",
+    "patience",
+    "min_delta",
 )
 
 

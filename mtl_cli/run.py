@@ -207,6 +207,8 @@ class Run:
         self.identity = run_identity(cfg)
         self.step = 0
         self.best: dict[str, Any] = {"step": None, "value": None, "val": {}}
+        # trainer.patience: the best value that counted as an improvement, evaluations since
+        self.plateau: dict[str, Any] = {"value": None, "since": 0}
         select = str(cfg.trainer.select_metric)
         self.select = self.family.metrics[0] if select == "auto" else select
         if self.select.rsplit("/", 1)[-1] not in self.family.metrics:
@@ -232,6 +234,7 @@ class Run:
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             },
             "best": self.best,
+            "plateau": self.plateau,
             "running": self.running,
             "precision": self.precision.state_dict(),
         }
@@ -255,6 +258,7 @@ class Run:
         restore_rng(self.generator, state["rng"])
         self.step = int(state["step"])
         self.best = state["best"]
+        self.plateau = state.get("plateau", {"value": None, "since": 0})
         self.running = state["running"].cpu()
 
     def save(self) -> None:
@@ -269,14 +273,33 @@ class Run:
         finally:
             self.model.train()
 
-    def is_better(self, value: float) -> bool:
+    def is_better(self, value: float, than: float | None = None, by: float = 0.0) -> bool:
+        """Whether `value` of the selected metric beats `than` (default: the best so far) by
+        more than `by`."""
         from mtl_cli.metrics import higher_is_better
 
-        if self.best["value"] is None:
+        than = self.best["value"] if than is None else than
+        if than is None:
             return True
         if higher_is_better(self.select):
-            return value > self.best["value"]
-        return value < self.best["value"]
+            return value > than + by
+        return value < than - by
+
+    def note_plateau(self, value: float) -> None:
+        """Count evaluations without an improvement of more than trainer.min_delta (a NaN never
+        improves); the best value moves only on such an improvement (Keras/Lightning's rule)."""
+        by = float(self.cfg.trainer.min_delta)
+        if math.isfinite(value) and (
+            self.plateau["value"] is None or self.is_better(value, self.plateau["value"], by)
+        ):
+            self.plateau = {"value": value, "since": 0}
+        else:
+            self.plateau = {"value": self.plateau["value"], "since": self.plateau["since"] + 1}
+
+    def plateaued(self) -> bool:
+        """trainer.patience evaluations in a row without improvement (never when patience=0)."""
+        patience = int(self.cfg.trainer.patience)
+        return patience > 0 and self.plateau["since"] >= patience
 
 
 def _diagnostics(weighting) -> dict[str, float]:
@@ -343,7 +366,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     try:
         with _stop_on_signals() as (received, previous):
             tick = time.perf_counter()
-            while run.step < steps:
+            while run.step < steps and not run.plateaued():
                 if received:
                     raise Interrupted(received[0], previous.get(received[0]))
                 trial = run.compiler.trial(run)  # the first compiled step: state to redo it
@@ -383,6 +406,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                     train_time += time.perf_counter() - tick
                     _evaluate_and_log(run, jsonl, stats, diag)
                     run.save()
+                    if run.plateaued():
+                        log.info(
+                            "step %d: val %s has not improved by more than %g for %d "
+                            "evaluations: stopping (trainer.patience)",
+                            run.step, run.select, float(trainer.min_delta), int(trainer.patience),
+                        )  # fmt: skip
                     write_json(out / "metrics.json", _summary(run, info, "running", None, 0, 0))
                     tick = time.perf_counter()
             train_time += time.perf_counter() - tick
@@ -445,6 +474,7 @@ def _evaluate_and_log(run: Run, jsonl: JsonlWriter, stats: dict, diag: dict) -> 
     run.logger.log(row)
     run.running.zero_()
     value = val.get(run.select, math.nan)
+    run.note_plateau(value)
     if math.isfinite(value) and run.is_better(value):
         run.best = {"step": run.step, "value": value, "val": val}
         save_checkpoint(
@@ -472,6 +502,8 @@ def _summary(
     summary["best_step"] = run.best["step"]
     summary["best_val"] = run.best["val"]
     if final:
+        # why training ended: all trainer.steps, or a val plateau (trainer.patience)
+        summary["stopped"] = "plateau" if run.plateaued() else "steps"
         summary["val"] = run.evaluate("val")
         summary["test"] = run.evaluate("test")
         summary["best_test"] = _best_test(run)

@@ -102,7 +102,8 @@ def finished_summary(cfg: Any) -> dict[str, Any] | None:
 
     Same config = the same run identity as its checkpoint (checkpoint_compare.run_identity: task,
     model, ..., seed and the trainer but its run-control keys), and at least `trainer.steps` steps
-    done; a run stopped early or made by another config is not skipped.
+    done, or stopped on a val plateau under this config's `trainer.patience`; a run stopped early
+    otherwise or made by another config is not skipped.
     """
     from mtl_cli.io import read_json
 
@@ -115,7 +116,8 @@ def finished_summary(cfg: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(summary, dict) or summary.get("status") != "finished":
         return None
-    if int(summary.get("step") or 0) < int(cfg.trainer.steps):
+    short = int(summary.get("step") or 0) < int(cfg.trainer.steps)
+    if short and summary.get("stopped") != "plateau":
         return None
     last = out / "checkpoints" / "last.pt"
     if not last.is_file():
@@ -130,7 +132,16 @@ def finished_summary(cfg: Any) -> dict[str, Any] | None:
         return None
     if config_mismatch(state.get("identity", {}), identity):
         return None
+    if short and not _plateaued(state, cfg):
+        return None
     return summary
+
+
+def _plateaued(state: dict[str, Any], cfg: Any) -> bool:
+    """Whether a checkpoint's run stopped on a val plateau under this config's trainer.patience
+    (the rule of run.Run.plateaued)."""
+    patience = int(cfg.trainer.get("patience", 0))
+    return patience > 0 and int(state.get("plateau", {}).get("since", 0)) >= patience
 
 
 def record_failure(out_dir: str | Path, message: str) -> None:

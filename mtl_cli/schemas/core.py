@@ -58,6 +58,10 @@ class Trainer:
     )
     tasks_per_step: int = field(default=2, metadata={"min": 1})  # used by uniform | proportional
     select_metric: str = "auto"  # val metric that picks best.pt; auto = the family's first
+    # early stopping on a validation plateau: stop when select_metric has not improved by more
+    # than min_delta for `patience` evaluations in a row; 0 = off (train all `steps`)
+    patience: int = field(default=0, metadata={"min": 0})
+    min_delta: float = field(default=0.0, metadata={"min": 0.0})
     grad_clip: float = field(default=0.0, metadata={"min": 0.0})  # max grad norm; 0 = off
     threads: int = field(default=0, metadata={"min": 0})  # torch CPU threads; 0 = torch's default
     progress: bool = True  # tqdm bar (only on a terminal)
