@@ -209,6 +209,8 @@ class Run:
         self.best: dict[str, Any] = {"step": None, "value": None, "val": {}}
         # trainer.patience: the best value that counted as an improvement, evaluations since
         self.plateau: dict[str, Any] = {"value": None, "since": 0}
+        # wall clock of the whole run across resumes: perf_counter() - start_wall
+        self.start_wall = time.perf_counter()
         select = str(cfg.trainer.select_metric)
         self.select = self.family.metrics[0] if select == "auto" else select
         if self.select.rsplit("/", 1)[-1] not in self.family.metrics:
@@ -235,6 +237,7 @@ class Run:
             },
             "best": self.best,
             "plateau": self.plateau,
+            "wall_time_s": time.perf_counter() - self.start_wall,
             "running": self.running,
             "precision": self.precision.state_dict(),
         }
@@ -259,6 +262,7 @@ class Run:
         self.step = int(state["step"])
         self.best = state["best"]
         self.plateau = state.get("plateau", {"value": None, "since": 0})
+        self.start_wall = time.perf_counter() - float(state.get("wall_time_s", 0.0))
         self.running = state["running"].cpu()
 
     def save(self) -> None:
@@ -361,7 +365,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     clip = float(trainer.grad_clip)
     train_time = 0.0
     steps_here = 0
-    start_wall = time.perf_counter()
     status, error = "running", None
     try:
         with _stop_on_signals() as (received, previous):
@@ -431,7 +434,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise
     finally:
         bar.close()
-        wall = time.perf_counter() - start_wall
+        wall = time.perf_counter() - run.start_wall  # earlier segments of a resumed run included
         rate = steps_here / train_time if train_time > 0 else 0.0
         if status != "finished":
             write_json(out / "metrics.json", _summary(run, info, status, error, rate, wall))

@@ -173,3 +173,15 @@ def test_sigusr2_saves_a_checkpoint_then_hands_over_to_the_previous_handler(tmp_
     resumed = train(compose(tiny(tmp_path / "run", "trainer.steps=9", "trainer.eval_every=3")))
     full = train(compose(tiny(tmp_path / "full", "trainer.steps=9", "trainer.eval_every=3")))
     assert without_timing(resumed) == without_timing(full)
+
+
+def test_wall_time_of_a_resumed_run_includes_its_earlier_segments(tmp_path):
+    from mtl_cli.checkpoint import load_checkpoint
+
+    part = tiny(tmp_path / "run", "trainer.steps=3", "trainer.eval_every=3")
+    first = train(compose(part))
+    saved = float(load_checkpoint(tmp_path / "run/checkpoints/last.pt")["wall_time_s"])
+    assert 0 < saved <= first["wall_time_s"]
+    resumed = train(compose(tiny(tmp_path / "run", "trainer.steps=6", "trainer.eval_every=3")))
+    assert resumed["resumed_from"] == 3
+    assert resumed["wall_time_s"] > saved  # this segment's time on top of the first one's
