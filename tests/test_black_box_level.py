@@ -130,6 +130,10 @@ def test_meta_compare_black_boxes_use_the_measured_settings():
     assert snail.model.shuffle_support is True  # the fixed order stalls SNAIL (docs/meta.md)
     mann = compose(["experiment=meta_compare", "+experiment/meta_compare_grid=mann"])
     assert mann.model.shuffle_support is False and mann.model.encoder == "flatten"  # CS330 HW1
+    transformer = compose(["experiment=meta_compare", "+experiment/meta_compare_grid=transformer"])
+    assert transformer.model.layers == 12 and transformer.optim.lr == 1e-4  # Garg et al. 2022
+    every = compose(["experiment=meta_compare", "+experiment/meta_compare_grid=protonet"])
+    assert every.trainer.patience > 0  # each learner stops on its val plateau or its budget
 
 
 @pytest.mark.slow
