@@ -24,6 +24,7 @@ from mtl_cli.checkpoint_compare import plain as _plain
 from mtl_cli.compiling import ModelCompiler
 from mtl_cli.config import validate
 from mtl_cli.device import resolve_device
+from mtl_cli.early_stopping import NO_PLATEAU, next_plateau, plateau_reached
 from mtl_cli.errors import UserError
 from mtl_cli.families import family_class
 from mtl_cli.io import JsonlWriter, read_json, write_json
@@ -207,8 +208,7 @@ class Run:
         self.identity = run_identity(cfg)
         self.step = 0
         self.best: dict[str, Any] = {"step": None, "value": None, "val": {}}
-        # trainer.patience: the best value that counted as an improvement, evaluations since
-        self.plateau: dict[str, Any] = {"value": None, "since": 0}
+        self.plateau: dict[str, Any] = dict(NO_PLATEAU)  # trainer.patience (early_stopping)
         # wall clock of the whole run across resumes: perf_counter() - start_wall
         self.start_wall = time.perf_counter()
         select = str(cfg.trainer.select_metric)
@@ -261,7 +261,7 @@ class Run:
         restore_rng(self.generator, state["rng"])
         self.step = int(state["step"])
         self.best = state["best"]
-        self.plateau = state.get("plateau", {"value": None, "since": 0})
+        self.plateau = state.get("plateau", dict(NO_PLATEAU))
         self.start_wall = time.perf_counter() - float(state.get("wall_time_s", 0.0))
         self.running = state["running"].cpu()
 
@@ -277,33 +277,25 @@ class Run:
         finally:
             self.model.train()
 
-    def is_better(self, value: float, than: float | None = None, by: float = 0.0) -> bool:
-        """Whether `value` of the selected metric beats `than` (default: the best so far) by
-        more than `by`."""
+    def is_better(self, value: float) -> bool:
         from mtl_cli.metrics import higher_is_better
 
-        than = self.best["value"] if than is None else than
-        if than is None:
+        if self.best["value"] is None:
             return True
         if higher_is_better(self.select):
-            return value > than + by
-        return value < than - by
+            return value > self.best["value"]
+        return value < self.best["value"]
 
     def note_plateau(self, value: float) -> None:
-        """Count evaluations without an improvement of more than trainer.min_delta (a NaN never
-        improves); the best value moves only on such an improvement (Keras/Lightning's rule)."""
-        by = float(self.cfg.trainer.min_delta)
-        if math.isfinite(value) and (
-            self.plateau["value"] is None or self.is_better(value, self.plateau["value"], by)
-        ):
-            self.plateau = {"value": value, "since": 0}
-        else:
-            self.plateau = {"value": self.plateau["value"], "since": self.plateau["since"] + 1}
+        """One more evaluation of the selected metric for trainer.patience (early_stopping)."""
+        from mtl_cli.metrics import higher_is_better
+
+        higher = higher_is_better(self.select)
+        min_delta = float(self.cfg.trainer.min_delta)
+        self.plateau = next_plateau(self.plateau, value, higher, min_delta)
 
     def plateaued(self) -> bool:
-        """trainer.patience evaluations in a row without improvement (never when patience=0)."""
-        patience = int(self.cfg.trainer.patience)
-        return patience > 0 and self.plateau["since"] >= patience
+        return plateau_reached(self.plateau, int(self.cfg.trainer.patience))
 
 
 def _diagnostics(weighting) -> dict[str, float]:

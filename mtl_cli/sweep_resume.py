@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mtl_cli.checkpoint_compare import IDENTITY_SECTIONS, RUN_CONTROL_KEYS
+from mtl_cli.early_stopping import plateau_reached
 from mtl_cli.errors import UserError
 from mtl_cli.overrides import key, merge_overrides, quote
 
@@ -132,16 +133,9 @@ def finished_summary(cfg: Any) -> dict[str, Any] | None:
         return None
     if config_mismatch(state.get("identity", {}), identity):
         return None
-    if short and not _plateaued(state, cfg):
+    if short and not plateau_reached(state.get("plateau", {}), int(cfg.trainer.patience)):
         return None
     return summary
-
-
-def _plateaued(state: dict[str, Any], cfg: Any) -> bool:
-    """Whether a checkpoint's run stopped on a val plateau under this config's trainer.patience
-    (the rule of run.Run.plateaued)."""
-    patience = int(cfg.trainer.get("patience", 0))
-    return patience > 0 and int(state.get("plateau", {}).get("since", 0)) >= patience
 
 
 def record_failure(out_dir: str | Path, message: str) -> None:

@@ -5,12 +5,31 @@ from __future__ import annotations
 import pytest
 
 from mtl_cli.config import compose, validate
+from mtl_cli.early_stopping import NO_PLATEAU, next_plateau, plateau_reached
 from mtl_cli.errors import UserError
 from mtl_cli.io import read_jsonl
 from mtl_cli.run import Run, train
 from mtl_cli.sweep_resume import finished_summary
 from tests.conftest import tiny
 from tests.test_train import jsonl_without_time, without_timing
+
+
+def counts(values, higher, min_delta):
+    plateau, seen = dict(NO_PLATEAU), []
+    for v in values:
+        plateau = next_plateau(plateau, v, higher, min_delta)
+        seen.append(plateau["since"])
+    return seen
+
+
+def test_the_rule_for_a_loss_and_for_nan():
+    # lower is better, min_delta 0.1: 1.0 ref; 0.95 (-0.05, 1); 0.85 (-0.15: ref 0.85, 0); nan (1);
+    # 0.8 (-0.05, 2); 0.7 (-0.15, 0)
+    assert counts([1.0, 0.95, 0.85, float("nan"), 0.8, 0.7], False, 0.1) == [0, 1, 0, 1, 2, 0]
+    assert counts([float("nan"), 0.5], True, 0.0) == [1, 0]  # no reference until a finite value
+    assert plateau_reached({"value": 1.0, "since": 2}, 2)
+    assert not plateau_reached({"value": 1.0, "since": 1}, 2)
+    assert not plateau_reached({"value": 1.0, "since": 99}, 0)  # patience 0: off
 
 
 def scripted_val(monkeypatch, values: list[float]) -> None:
