@@ -16,14 +16,20 @@ NO_PLATEAU: dict[str, Any] = {"value": None, "since": 0}
 """The state before the first evaluation: no reference value, no evaluation without improvement."""
 
 
+def improves(
+    value: float, reference: float, higher_is_better: bool, min_delta: float = 0.0
+) -> bool:
+    """Whether `value` beats `reference` by more than `min_delta` in the metric's direction."""
+    return value > reference + min_delta if higher_is_better else value < reference - min_delta
+
+
 def next_plateau(
     plateau: Mapping[str, Any], value: float, higher_is_better: bool, min_delta: float
 ) -> dict[str, Any]:
     """The state after one more evaluation of the selected metric."""
     reference = plateau["value"]
     if math.isfinite(value) and (
-        reference is None
-        or (value > reference + min_delta if higher_is_better else value < reference - min_delta)
+        reference is None or improves(value, reference, higher_is_better, min_delta)
     ):
         return {"value": value, "since": 0}
     return {"value": reference, "since": int(plateau["since"]) + 1}

@@ -24,7 +24,7 @@ from mtl_cli.checkpoint_compare import plain as _plain
 from mtl_cli.compiling import ModelCompiler
 from mtl_cli.config import validate
 from mtl_cli.device import resolve_device
-from mtl_cli.early_stopping import NO_PLATEAU, next_plateau, plateau_reached
+from mtl_cli.early_stopping import NO_PLATEAU, improves, next_plateau, plateau_reached
 from mtl_cli.errors import UserError
 from mtl_cli.families import family_class
 from mtl_cli.io import JsonlWriter, read_json, write_json
@@ -280,11 +280,8 @@ class Run:
     def is_better(self, value: float) -> bool:
         from mtl_cli.metrics import higher_is_better
 
-        if self.best["value"] is None:
-            return True
-        if higher_is_better(self.select):
-            return value > self.best["value"]
-        return value < self.best["value"]
+        best = self.best["value"]
+        return best is None or improves(value, best, higher_is_better(self.select))
 
     def note_plateau(self, value: float) -> None:
         """One more evaluation of the selected metric for trainer.patience (early_stopping)."""
